@@ -1,0 +1,26 @@
+"""The one error type of ocirun.
+
+Every failure the user can cause or see is an OciError carrying the thing at fault
+(a config field as a JSON path, a file, a container id) and a lower-case message.
+The CLI turns it into the single error line on stderr and in the JSON log.
+"""
+
+
+class OciError(Exception):
+    def __init__(self, message: str, where: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class ConfigError(OciError):
+    """config.json is missing, unreadable, or violates the schema or a semantic rule.
+
+    `where` is the JSON path of the field at fault, e.g. `process.args` or `mounts[2].destination`.
+    """
+
+    def __str__(self) -> str:
+        return f"config.json: {self.where}: {self.message}" if self.where else f"config.json: {self.message}"
