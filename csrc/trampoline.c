@@ -1,0 +1,608 @@
+/* The native stage of ocirun: everything that must happen in the container's processes
+ * between clone() and execve(), where no Python may run.
+ *
+ * Python builds one struct oci_plan (trampoline.h) and calls oci_spawn(). The children are
+ * raw clone()s of the Python process that only run this file's code and then execve or _exit.
+ * The exchange with the parent is described in sync.h.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
+
+#include "trampoline.h"
+#include "sync.h"
+
+#ifndef MOUNT_ATTR_RDONLY
+struct mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_fd; };
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#define KEYCTL_JOIN_SESSION_KEYRING 1
+
+static int sync_fd = -1;
+
+/* ---- reporting ------------------------------------------------------------------------- */
+
+static void send_msg(int type, int value, const char *text)
+{
+    char buf[sizeof(struct oci_msg) + 1024];
+    struct oci_msg m = {.type = type, .value = value};
+    size_t n = text ? strnlen(text, 1024) : 0;
+    memcpy(buf, &m, sizeof m);
+    if (n)
+        memcpy(buf + sizeof m, text, n);
+    while (send(sync_fd, buf, sizeof m + n, MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ;
+}
+
+/* Report a one-line error to the parent and end this child. */
+__attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...)
+{
+    char text[1024];
+    int saved = errno;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (saved && n >= 0 && (size_t)n < sizeof text)
+        snprintf(text + n, sizeof text - n, ": %s", strerror(saved));
+    send_msg(SYNC_ERROR, saved, text);
+    _exit(1);
+}
+
+/* Wait for one message of the expected type from the parent; anything else ends the child. */
+static void expect(int type)
+{
+    struct oci_msg m;
+    ssize_t n;
+    while ((n = recv(sync_fd, &m, sizeof m, 0)) < 0 && errno == EINTR)
+        ;
+    if (n != sizeof m || (int)m.type != type)
+        _exit(1); /* the parent has gone away or given up: nothing to report to */
+}
+
+/* ---- paths inside the rootfs ------------------------------------------------------------ */
+
+/* Open path (absolute in the container) below root without ever leaving it: symlinks,
+ * including ones the container swaps in, resolve as if root were "/". */
+static int open_in_root(int root, const char *path, int flags)
+{
+    struct open_how how = {
+        .flags = flags | O_CLOEXEC,
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    int fd;
+    while (*path == '/')
+        path++;
+    if (!*path)
+        path = ".";
+    while ((fd = syscall(SYS_openat2, root, path, &how, sizeof how)) < 0 && errno == EAGAIN)
+        ;
+    return fd;
+}
+
+/* Open path below root, creating what is missing: directories along the way, and the last
+ * component as a directory or an empty file. Every prefix is resolved again from root, so a
+ * symlink met (or swapped in) on the way still can't lead out. Returns an O_PATH fd. */
+static int mkpath_in_root(int root, const char *path, int last_is_dir)
+{
+    int fd = open_in_root(root, path, O_PATH);
+    if (fd >= 0 || errno != ENOENT)
+        return fd;
+    char prefix[PATH_MAX] = "/";
+    size_t plen = 0;
+    const char *p = path;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        size_t n = strcspn(p, "/");
+        int last = p[n + strspn(p + n, "/")] == 0;
+        if (n > NAME_MAX || plen + 1 + n >= sizeof prefix)
+            return errno = ENAMETOOLONG, -1;
+        char name[NAME_MAX + 1];
+        memcpy(name, p, n);
+        name[n] = 0;
+        int parent = open_in_root(root, prefix, O_PATH | O_DIRECTORY);
+        if (parent < 0)
+            return -1;
+        int r = 0;
+        if (strcmp(name, ".") && strcmp(name, "..")) {
+            if (!last || last_is_dir) {
+                r = mkdirat(parent, name, 0755);
+            } else {
+                int f = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+                r = f < 0 ? -1 : close(f);
+            }
+        }
+        int saved = errno;
+        close(parent);
+        if (r < 0 && saved != EEXIST)
+            return errno = saved, -1;
+        prefix[plen++] = '/';
+        memcpy(prefix + plen, name, n + 1);
+        plen += n;
+        p += n;
+    }
+    return open_in_root(root, path, O_PATH);
+}
+
+static void fd_path(int fd, char *buf, size_t len)
+{
+    snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+/* Flags the kernel locks on a mount seen from a user namespace: a remount must keep them. */
+static unsigned long locked_flags(const char *path)
+{
+    struct statvfs s;
+    unsigned long f = 0;
+    if (statvfs(path, &s) < 0)
+        return 0;
+    if (s.f_flag & ST_NOSUID) f |= MS_NOSUID;
+    if (s.f_flag & ST_NODEV) f |= MS_NODEV;
+    if (s.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+    if (s.f_flag & ST_RDONLY) f |= MS_RDONLY;
+    if (s.f_flag & ST_NOATIME) f |= MS_NOATIME;
+    if (s.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+    if (s.f_flag & ST_RELATIME) f |= MS_RELATIME;
+    return f;
+}
+
+/* ---- the rootfs operations ---------------------------------------------------------------- */
+
+#define BIND_KEEP (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | \
+                   MS_RELATIME | MS_STRICTATIME)
+
+static void do_mount(int root, const struct oci_op *op)
+{
+    char where[64];
+    int fd = mkpath_in_root(root, op->target, op->target_is_dir);
+    if (fd < 0)
+        die("mount %s: create destination", op->target);
+    fd_path(fd, where, sizeof where);
+
+    if (op->flags & MS_BIND) {
+        if (mount(op->source, where, NULL, op->flags & (MS_BIND | MS_REC), NULL) < 0)
+            die("mount %s on %s: bind", op->source, op->target);
+        close(fd);
+        /* Options of a bind mount only take effect on a remount of the new mount. */
+        fd = open_in_root(root, op->target, O_PATH);
+        if (fd < 0)
+            die("mount %s: reopen", op->target);
+        fd_path(fd, where, sizeof where);
+        unsigned long extra = op->flags & BIND_KEEP;
+        if (extra) {
+            unsigned long keep = locked_flags(where) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+            if (!(extra & (MS_NOATIME | MS_RELATIME | MS_STRICTATIME)))
+                keep |= locked_flags(where) & (MS_NOATIME | MS_RELATIME | MS_NODIRATIME);
+            if (mount(NULL, where, NULL, MS_REMOUNT | MS_BIND | extra | keep, NULL) < 0)
+                die("mount %s: remount with options", op->target);
+        }
+    } else {
+        if (mount(op->source, where, op->fstype, op->flags & ~MS_REC, op->data) < 0)
+            die("mount %s (%s) on %s", op->source ? op->source : "none", op->fstype, op->target);
+        close(fd);
+        fd = open_in_root(root, op->target, O_PATH);
+        if (fd < 0)
+            die("mount %s: reopen", op->target);
+        fd_path(fd, where, sizeof where);
+    }
+    if (op->propagation && mount(NULL, where, NULL, op->propagation, NULL) < 0)
+        die("mount %s: set propagation", op->target);
+    if (op->attr_set || op->attr_clr) {
+        struct mount_attr attr = {.attr_set = op->attr_set, .attr_clr = op->attr_clr};
+        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+            die("mount %s: recursive options", op->target);
+    }
+    close(fd);
+}
+
+static void split_parent(int root, const char *path, int *parent, const char **name)
+{
+    static char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 0, path);
+    *name = slash ? slash + 1 : path;
+    *parent = mkpath_in_root(root, dir[0] ? dir : "/", 1);
+    if (*parent < 0)
+        die("create parent of %s", path);
+}
+
+static void do_mknod(int root, const struct oci_op *op)
+{
+    int parent;
+    const char *name;
+    split_parent(root, op->target, &parent, &name);
+    unlinkat(parent, name, 0); /* a device replaces whatever the image had there */
+    if (mknodat(parent, name, op->mode, makedev(op->major, op->minor)) < 0)
+        die("device %s: mknod", op->target);
+    if ((op->uid >= 0 || op->gid >= 0) && fchownat(parent, name, op->uid, op->gid, AT_SYMLINK_NOFOLLOW) < 0)
+        die("device %s: chown", op->target);
+    /* mknod is subject to the umask; the spec's fileMode is the final mode. */
+    if (fchmodat(parent, name, op->mode & 07777, 0) < 0)
+        die("device %s: chmod", op->target);
+    close(parent);
+}
+
+static void do_symlink(int root, const struct oci_op *op)
+{
+    int parent;
+    const char *name;
+    split_parent(root, op->target, &parent, &name);
+    if (symlinkat(op->source, parent, name) < 0 && errno != EEXIST)
+        die("symlink %s", op->target);
+    close(parent);
+}
+
+/* A masked path gets /dev/null (the host's, opened here, verified) or an empty read-only tmpfs. */
+static void do_mask(int root, const struct oci_op *op)
+{
+    char where[64];
+    struct stat st;
+    int fd = open_in_root(root, op->target, O_PATH);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return; /* nothing there to hide */
+        die("maskedPaths %s", op->target);
+    }
+    fd_path(fd, where, sizeof where);
+    if (fstat(fd, &st) < 0)
+        die("maskedPaths %s: stat", op->target);
+    if (S_ISDIR(st.st_mode)) {
+        if (mount("tmpfs", where, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k,mode=500") < 0)
+            die("maskedPaths %s: mount tmpfs", op->target);
+    } else {
+        int null = open("/dev/null", O_PATH | O_CLOEXEC | O_NOFOLLOW);
+        struct stat ns;
+        if (null < 0 || fstat(null, &ns) < 0 || !S_ISCHR(ns.st_mode) || ns.st_rdev != makedev(1, 3))
+            die("maskedPaths %s: /dev/null is not the null device", op->target);
+        char src[64];
+        fd_path(null, src, sizeof src);
+        if (mount(src, where, NULL, MS_BIND, NULL) < 0)
+            die("maskedPaths %s: bind /dev/null", op->target);
+        close(null);
+    }
+    close(fd);
+}
+
+static void do_readonly(int root, const struct oci_op *op)
+{
+    char where[64];
+    int fd = open_in_root(root, op->target, O_PATH);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return;
+        die("readonlyPaths %s", op->target);
+    }
+    fd_path(fd, where, sizeof where);
+    if (mount(where, where, NULL, MS_BIND | MS_REC, NULL) < 0)
+        die("readonlyPaths %s: bind", op->target);
+    close(fd);
+    fd = open_in_root(root, op->target, O_PATH);
+    fd_path(fd, where, sizeof where);
+    unsigned long keep = locked_flags(where) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    if (mount(NULL, where, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) < 0)
+        die("readonlyPaths %s: remount read-only", op->target);
+    close(fd);
+}
+
+static void run_op(int root, const struct oci_op *op)
+{
+    switch (op->kind) {
+    case OCI_OP_MOUNT: do_mount(root, op); break;
+    case OCI_OP_MKNOD: do_mknod(root, op); break;
+    case OCI_OP_SYMLINK: do_symlink(root, op); break;
+    case OCI_OP_MASK: do_mask(root, op); break;
+    case OCI_OP_READONLY: do_readonly(root, op); break;
+    case OCI_OP_MKDIR: {
+        int fd = mkpath_in_root(root, op->target, 1);
+        if (fd < 0)
+            die("mkdir %s", op->target);
+        close(fd);
+        break;
+    }
+    default:
+        errno = EINVAL;
+        die("unknown rootfs operation %d", op->kind);
+    }
+}
+
+/* ---- the container init, between the parent's go-ahead and execve -------------------------- */
+
+static void setup_rootfs(const struct oci_plan *p)
+{
+    if (mount(NULL, "/", NULL, p->root_propagation, NULL) < 0)
+        die("linux.rootfsPropagation: make / %lx", p->root_propagation);
+    /* pivot_root needs the new root to be a mount point whose parent is not shared. */
+    if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+        die("root.path %s: bind onto itself", p->rootfs);
+    if (mount(NULL, p->rootfs, NULL, MS_PRIVATE, NULL) < 0)
+        die("root.path %s: make private", p->rootfs);
+    int root = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        die("root.path %s", p->rootfs);
+    for (int i = 0; i < p->nops; i++)
+        run_op(root, &p->ops[i]);
+
+    if (p->hooks_point) {
+        send_msg(SYNC_HOOKS, 0, NULL);
+        expect(SYNC_HOOKS_DONE);
+    }
+
+    if (fchdir(root) < 0)
+        die("root.path %s: chdir", p->rootfs);
+    if (p->no_pivot) {
+        if (mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0)
+            die("root.path %s: move to / (--no-pivot)", p->rootfs);
+    } else {
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+            die("root.path %s: pivot_root", p->rootfs);
+        /* The old root now sits on top of the new one: detach it. */
+        if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0 || umount2(".", MNT_DETACH) < 0)
+            die("root.path %s: detach the old root", p->rootfs);
+    }
+    if (chdir("/") < 0)
+        die("chdir /");
+    close(root);
+    if (p->rootfs_propagation && mount(NULL, "/", NULL, p->rootfs_propagation, NULL) < 0)
+        die("linux.rootfsPropagation");
+    if (p->readonly_root) {
+        unsigned long keep = locked_flags("/") & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) < 0)
+            die("root.readonly: remount / read-only");
+    }
+}
+
+static void loopback_up(void)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr = {0};
+    strcpy(ifr.ifr_name, "lo");
+    if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+        die("network namespace: read lo flags");
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+        die("network namespace: bring lo up");
+    close(s);
+}
+
+static void set_credentials(const struct oci_plan *p)
+{
+    if (p->set_caps) {
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+            die("process.capabilities: keep capabilities");
+        for (int c = 0; c <= p->last_cap; c++)
+            if (!(p->cap_bounding & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
+                die("process.capabilities.bounding: drop %d", c);
+    }
+    if (p->set_groups && setgroups(p->ngroups, (gid_t *)p->groups) < 0)
+        die("process.user.additionalGids");
+    if (setresgid(p->gid, p->gid, p->gid) < 0)
+        die("process.user.gid %d", p->gid);
+    if (setresuid(p->uid, p->uid, p->uid) < 0)
+        die("process.user.uid %d", p->uid);
+    if (!p->set_caps)
+        return;
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+        die("process.capabilities: clear keep-capabilities");
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct data[2];
+    for (int i = 0; i < 2; i++) {
+        data[i].effective = (unsigned)(p->cap_effective >> (32 * i));
+        data[i].permitted = (unsigned)(p->cap_permitted >> (32 * i));
+        data[i].inheritable = (unsigned)(p->cap_inheritable >> (32 * i));
+    }
+    if (syscall(SYS_capset, &hdr, data) < 0)
+        die("process.capabilities: capset");
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+        die("process.capabilities.ambient: clear");
+    /* An ambient cap must also be inheritable; like runc, one that is not is skipped. */
+    for (int c = 0; c <= p->last_cap; c++)
+        if (p->cap_ambient & (1ULL << c))
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
+}
+
+static const char *env_get(const char *const *envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (; *envp; envp++)
+        if (!strncmp(*envp, name, n) && (*envp)[n] == '=')
+            return *envp + n + 1;
+    return NULL;
+}
+
+/* Find args[0] as execve will need it, so a missing program fails `create` like runc. */
+static const char *find_executable(const struct oci_plan *p, char *buf, size_t len)
+{
+    const char *name = p->argv[0];
+    if (strchr(name, '/')) {
+        if (faccessat(AT_FDCWD, name, X_OK, AT_EACCESS) < 0)
+            die("exec: \"%s\"", name);
+        return name;
+    }
+    const char *path = env_get(p->envp, "PATH");
+    if (!path)
+        path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    while (*path) {
+        const char *end = strchrnul(path, ':');
+        int dl = (int)(end - path);
+        snprintf(buf, len, "%.*s%s%s", dl, path, dl ? "/" : "", name);
+        struct stat st;
+        if (stat(buf, &st) == 0 && S_ISREG(st.st_mode) && faccessat(AT_FDCWD, buf, X_OK, AT_EACCESS) == 0)
+            return buf;
+        path = *end ? end + 1 : end;
+    }
+    errno = 0;
+    die("exec: \"%s\": executable file not found in $PATH", name);
+}
+
+static void write_file(const char *path, const char *text, const char *what)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    size_t n = strlen(text);
+    if (fd < 0 || write(fd, text, n) != (ssize_t)n)
+        die("%s", what);
+    close(fd);
+}
+
+__attribute__((noreturn)) static void container_init(const struct oci_plan *p)
+{
+    expect(SYNC_CGROUP_DONE);
+    if (p->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+        die("linux.namespaces: cgroup");
+    if (p->oom_score_adj)
+        write_file("/proc/self/oom_score_adj", p->oom_score_adj, "process.oomScoreAdj");
+    if (p->new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
+        die("join a new session keyring");
+    /* The host's procfs, kept to reopen the exec fifo once the host is out of sight. */
+    int hostproc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (hostproc < 0)
+        die("open /proc");
+
+    setup_rootfs(p);
+
+    if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
+        die("hostname");
+    if (p->domainname && setdomainname(p->domainname, strlen(p->domainname)) < 0)
+        die("domainname");
+    if (p->loopback_up)
+        loopback_up();
+    for (int i = 0; i < p->nrlimits; i++) {
+        struct rlimit rl = {.rlim_cur = p->rlimits[i].soft, .rlim_max = p->rlimits[i].hard};
+        if (setrlimit(p->rlimits[i].resource, &rl) < 0)
+            die("process.rlimits: %s (soft %llu, hard %llu)", p->rlimits[i].name,
+                p->rlimits[i].soft, p->rlimits[i].hard);
+    }
+    set_credentials(p);
+    if (chdir(p->cwd) < 0)
+        die("process.cwd %s", p->cwd);
+    if (p->umask >= 0)
+        umask(p->umask);
+    char exe_buf[PATH_MAX];
+    const char *exe = find_executable(p, exe_buf, sizeof exe_buf);
+    if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        die("process.noNewPrivileges");
+
+    /* Every fd but stdio and the preserved ones goes at execve. */
+    if (syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        die("close_range");
+    send_msg(SYNC_READY, 0, NULL);
+    close(sync_fd);
+
+    if (p->exec_fifo_fd >= 0) {
+        char name[64];
+        snprintf(name, sizeof name, "self/fd/%d", p->exec_fifo_fd);
+        /* Blocks until `start` opens the fifo for reading. */
+        int fifo = openat(hostproc, name, O_WRONLY | O_CLOEXEC);
+        if (fifo < 0 || write(fifo, "0", 1) != 1)
+            _exit(127);
+        close(fifo);
+    }
+    close(hostproc);
+    /* Python ignores SIGPIPE and SIGXFSZ; ignored signals would survive execve. */
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(exe, (char *const *)p->argv, (char *const *)p->envp);
+    dprintf(2, "ocirun: exec %s: %s\n", exe, strerror(errno));
+    _exit(127);
+}
+
+/* ---- stage 1: namespaces ---------------------------------------------------------------- */
+
+__attribute__((noreturn)) static void stage1(const struct oci_plan *p)
+{
+    /* Joined namespaces first, the user namespace before the rest (the plan orders them). */
+    for (int i = 0; i < p->njoins; i++)
+        if (setns(p->joins[i].fd, p->joins[i].type) < 0)
+            die("linux.namespaces: join namespace of type %x", p->joins[i].type);
+    if (p->unshare_flags && unshare(p->unshare_flags) < 0)
+        die("linux.namespaces: unshare %x", p->unshare_flags);
+    int in_userns = 0;
+    for (int i = 0; i < p->njoins; i++)
+        in_userns |= p->joins[i].type == CLONE_NEWUSER;
+    if (p->unshare_flags & CLONE_NEWUSER) {
+        send_msg(SYNC_USERNS_READY, 0, NULL);
+        expect(SYNC_USERNS_DONE);
+        in_userns = 1;
+    }
+    if (in_userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+        die("user namespace: become root (is 0 mapped?)");
+    if (p->timens_offsets)
+        write_file("/proc/self/timens_offsets", p->timens_offsets, "linux.timeOffsets");
+
+    /* The init is the parent's child, not ours, so the parent can wait for it. */
+    pid_t pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
+    if (pid < 0)
+        die("clone the container init");
+    if (pid == 0)
+        container_init(p);
+    send_msg(SYNC_INIT_PID, pid, NULL);
+    _exit(0);
+}
+
+int oci_spawn(const struct oci_plan *plan, int *parent_fd)
+{
+    int sv[2];
+    int min_fd = 3 + plan->preserve_fds;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    /* Keep our own fds out of the range the caller asked to preserve. */
+    for (int i = 0; i < 2; i++)
+        if (sv[i] < min_fd) {
+            int high = fcntl(sv[i], F_DUPFD_CLOEXEC, min_fd);
+            close(sv[i]);
+            sv[i] = high;
+        }
+    pid_t pid = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
+    if (pid < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return -e;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        sync_fd = sv[1];
+        /* Die with the parent rather than run on alone. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        stage1(plan);
+    }
+    close(sv[1]);
+    *parent_fd = sv[0];
+    return pid;
+}

@@ -1,0 +1,104 @@
+/* The plan the Python side hands to the trampoline, and the one entry point.
+ *
+ * This header is read twice: by the C compiler, and by cffi's cdef (runtime's build step),
+ * so it holds only plain declarations: no #include, no macros, no inline code.
+ * Every string is NUL-terminated; every array comes with its count.
+ * The sync protocol is documented in csrc/sync.h and runtime/sync.py.
+ */
+
+/* What to do to the rootfs, in order, before pivot_root. Paths are inside the rootfs. */
+enum oci_op_kind {
+    OCI_OP_MOUNT = 1,    /* mount(2) source on target; a bind when flags has MS_BIND */
+    OCI_OP_MKNOD = 2,    /* a device node */
+    OCI_OP_SYMLINK = 3,  /* target becomes a symlink to source (the link text) */
+    OCI_OP_MKDIR = 4,    /* target created as a directory if missing */
+    OCI_OP_MASK = 5,     /* target hidden: /dev/null over a file, an empty read-only tmpfs over a dir */
+    OCI_OP_READONLY = 6  /* target bind-mounted onto itself read-only */
+};
+
+struct oci_op {
+    int kind;
+    const char *source;       /* host path (bind), device name (mount), or link text */
+    const char *target;       /* absolute path inside the container */
+    const char *fstype;
+    const char *data;         /* mount(2) data, comma-separated */
+    unsigned long flags;      /* MS_* flags for mount(2) */
+    unsigned long propagation;/* MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE, with MS_REC, or 0 */
+    unsigned long long attr_set; /* mount_setattr(2) attributes for the recursive r* options */
+    unsigned long long attr_clr;
+    int target_is_dir;        /* create a missing target as a directory (1) or a file (0) */
+    unsigned int mode;        /* mknod: S_IFCHR/S_IFBLK/S_IFIFO | permission bits */
+    unsigned int major;
+    unsigned int minor;
+    int uid;                  /* mknod owner, -1 to leave as is */
+    int gid;
+};
+
+struct oci_ns_join {
+    int fd;                   /* an open nsfs file */
+    int type;                 /* CLONE_NEW* of that namespace */
+};
+
+struct oci_rlimit {
+    int resource;
+    unsigned long long soft;
+    unsigned long long hard;
+    const char *name;         /* for error messages */
+};
+
+struct oci_plan {
+    /* namespaces */
+    int unshare_flags;        /* CLONE_NEW* to create, except CLONE_NEWCGROUP */
+    int new_cgroupns;         /* unshare the cgroup namespace once placed in the cgroup */
+    struct oci_ns_join *joins;
+    int njoins;
+    const char *timens_offsets; /* text for /proc/self/timens_offsets, or NULL */
+
+    /* rootfs */
+    const char *rootfs;       /* absolute host path */
+    unsigned long root_propagation; /* applied to / before setup (MS_SLAVE|MS_REC by default) */
+    unsigned long rootfs_propagation; /* linux.rootfsPropagation, applied after pivot, or 0 */
+    int no_pivot;
+    int readonly_root;
+    struct oci_op *ops;
+    int nops;
+
+    const char *hostname;     /* NULL: leave as is */
+    const char *domainname;
+    int loopback_up;          /* a new network namespace: bring lo up */
+    int new_keyring;          /* join a fresh session keyring */
+    const char *oom_score_adj;/* NULL: leave as is */
+
+    /* process */
+    const char *const *argv;  /* NULL-terminated */
+    const char *const *envp;  /* NULL-terminated */
+    const char *cwd;
+    int uid;
+    int gid;
+    unsigned int *groups;
+    int ngroups;
+    int set_groups;           /* call setgroups (not allowed where setgroups is denied) */
+    int umask;                /* -1: leave as is */
+    struct oci_rlimit *rlimits;
+    int nrlimits;
+    int no_new_privs;
+    int set_caps;             /* apply the five sets below */
+    unsigned long long cap_bounding;
+    unsigned long long cap_effective;
+    unsigned long long cap_permitted;
+    unsigned long long cap_inheritable;
+    unsigned long long cap_ambient;
+    int last_cap;
+
+    /* protocol */
+    int preserve_fds;         /* fds 3 .. 3+n-1 stay open across execve */
+    int exec_fifo_fd;         /* O_PATH fd of the exec fifo, or -1 to exec at once */
+    int hooks_point;          /* stop before pivot_root so createRuntime/createContainer hooks run */
+};
+
+/* Starts the container: returns the pid of the first child (>0) and the parent's end of the
+ * sync socket in *sync_fd, or -errno. Everything after that is driven through the sync socket. */
+int oci_spawn(const struct oci_plan *plan, int *sync_fd);
+
+/* libc's setns, for hooks that run in the container's namespaces (Python 3.11 has no os.setns). */
+int setns(int fd, int nstype);

@@ -1,0 +1,170 @@
+"""cgroups: find the host's layout (v1, v2 or hybrid), place a container, and clean it up.
+
+The layout is read from /proc/self/mountinfo, never assumed. A container's cgroup is one
+directory per hierarchy; the state store keeps the list so `delete` needs no detection.
+"""
+import os
+
+from ..errors import OciError
+
+ROOT = "/sys/fs/cgroup"
+# Superblock options of a v1 hierarchy that are not controllers.
+_NOT_CONTROLLERS = {"rw", "ro", "clone_children", "noprefix", "xattr", "cpuset_v2_mode", "nosuid", "nodev", "noexec"}
+
+
+class Hierarchy:
+    """One mounted cgroup hierarchy: where it is, what it controls, and our own place in it."""
+
+    __slots__ = ("mountpoint", "version", "controllers", "own_path")
+
+    def __init__(self, mountpoint, version, controllers, own_path):
+        self.mountpoint, self.version = mountpoint, version
+        self.controllers, self.own_path = controllers, own_path
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.mountpoint)
+
+    @property
+    def mount_data(self) -> str:
+        """The -o options that mount this hierarchy again (inside a cgroup namespace)."""
+        return ",".join(sorted(self.controllers))
+
+
+def hierarchies() -> list[Hierarchy]:
+    """Every cgroup hierarchy mounted under /sys/fs/cgroup, with this process's path in it."""
+    own_v1, own_v2 = {}, "/"
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            num, ctrls, path = line.rstrip("\n").split(":", 2)
+            if num == "0":
+                own_v2 = path
+            else:
+                own_v1[frozenset(ctrls.split(","))] = path
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mountpoint = fields[4]
+            if not (mountpoint == ROOT or mountpoint.startswith(ROOT + "/")):
+                continue
+            sep = fields.index("-")
+            fstype, superopts = fields[sep + 1], fields[sep + 3]
+            if fstype == "cgroup2":
+                found.append(Hierarchy(mountpoint, 2, frozenset(), own_v2))
+            elif fstype == "cgroup":
+                ctrls = frozenset(o for o in superopts.split(",") if o not in _NOT_CONTROLLERS)
+                found.append(Hierarchy(mountpoint, 1, ctrls, own_v1.get(ctrls, "/")))
+    return found
+
+
+def layout(found: list[Hierarchy]) -> str:
+    """'v2' (unified), 'v1', or 'hybrid' (v1 controllers plus a cgroup2 mount)."""
+    versions = {h.version for h in found}
+    if versions == {2}:
+        return "v2"
+    return "hybrid" if 2 in versions else "v1"
+
+
+def container_dirs(cgroups_path: str, container_id: str, systemd: bool = False) -> list[str]:
+    """The directory of the container's cgroup in every hierarchy.
+
+    An absolute cgroupsPath is taken from each hierarchy's root, a relative one (and the default,
+    the container id) from ocirun's own cgroup, as runc does.
+    """
+    if systemd or (cgroups_path.count(":") == 2 and not cgroups_path.startswith("/")):
+        if not os.path.isdir("/run/systemd/system"):
+            raise OciError("the systemd cgroup form slice:prefix:name needs a running systemd, and there is none",
+                           "linux.cgroupsPath")
+        raise OciError("the systemd cgroup driver is not supported yet", "linux.cgroupsPath")
+    path = cgroups_path or container_id
+    if ".." in path.split("/"):
+        raise OciError(f"{path!r} must not contain '..'", "linux.cgroupsPath")
+    dirs = []
+    for h in hierarchies():
+        base = "/" if path.startswith("/") else h.own_path
+        dirs.append(os.path.normpath(h.mountpoint + "/" + base + "/" + path))
+    return dirs
+
+
+def create(dirs: list[str]) -> list[str]:
+    """Make the directories; returns those made here (parents first), so only they are removed."""
+    made = []
+    try:
+        for d in dirs:
+            missing = []
+            p = d
+            while not os.path.isdir(p):
+                missing.append(p)
+                p = os.path.dirname(p)
+            for m in reversed(missing):
+                os.mkdir(m)
+                made.append(m)
+                if os.path.exists(m + "/cpuset.cpus"):
+                    _inherit_cpuset(m)
+    except OSError as e:
+        remove(made)
+        raise OciError(f"create cgroup: {e.strerror}", e.filename) from None
+    return made
+
+
+def _inherit_cpuset(d: str) -> None:
+    """A new v1 cpuset cgroup starts empty and takes no task until it has cpus and mems."""
+    parent = os.path.dirname(d)
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        with open(f"{d}/{name}") as f:
+            if f.read().strip():
+                continue
+        with open(f"{parent}/{name}") as f:
+            value = f.read()
+        with open(f"{d}/{name}", "w") as f:
+            f.write(value)
+
+
+def join(dirs: list[str], pid: int) -> None:
+    for d in dirs:
+        try:
+            with open(d + "/cgroup.procs", "w") as f:
+                f.write(str(pid))
+        except OSError as e:
+            raise OciError(f"join cgroup: {e.strerror}", d) from None
+
+
+def pids(dirs: list[str]) -> list[int]:
+    """Every process in the container's cgroup (read from the first hierarchy that has any)."""
+    for d in dirs:
+        try:
+            with open(d + "/cgroup.procs") as f:
+                return [int(p) for p in f.read().split()]
+        except OSError:
+            continue
+    return []
+
+
+def kill_all(dirs: list[str], sig: int) -> None:
+    for pid in pids(dirs):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def remove(made: list[str]) -> None:
+    """Remove the directories we made, deepest first, killing what still runs in them.
+
+    A parent that another container's cgroup still sits in stays, and that is fine.
+    """
+    import time
+
+    for d in sorted(made, key=len, reverse=True):
+        for _ in range(200):
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if not pids([d]):
+                    break
+                kill_all([d], 9)
+                time.sleep(0.005)

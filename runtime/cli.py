@@ -1,0 +1,217 @@
+"""The ocirun command line: runc's global flags, commands and flags, parsed by hand.
+
+argparse alone costs more start-up time than a whole `ocirun state`; this parser is a table.
+The CLI only parses and dispatches; each command's module is imported when that command runs.
+"""
+import os
+import sys
+
+from . import __version__, log
+from .errors import OciError
+
+USAGE = """usage: ocirun [global flags] COMMAND [flags] ARGS
+
+commands:
+  create   create a container from a bundle, its process waiting for `start`
+  start    start the process of a created container
+  state    print the state of a container as JSON
+  kill     send a signal to a container's init (or, with --all, to all its processes)
+  delete   delete a stopped container (--force: kill it first)
+  run      create and start a container, in the foreground unless --detach
+  list     list containers
+  spec     write a default config.json
+
+global flags:
+  --root DIR          state directory (default /run/ocirun)
+  --log FILE          also log to FILE
+  --log-format FMT    text or json
+  --debug             debug messages
+  --systemd-cgroup    take linux.cgroupsPath as slice:prefix:name
+  --rootless VALUE    accepted for runc compatibility (true, false, auto)
+  --version, --help
+"""
+
+# flag -> (option name, takes a value)
+GLOBAL_FLAGS = {
+    "--root": ("root", True), "--log": ("log", True), "--log-format": ("log_format", True),
+    "--debug": ("debug", False), "--systemd-cgroup": ("systemd_cgroup", False),
+    "--rootless": ("rootless", True), "--criu": ("criu", True),
+    "--version": ("version", False), "-v": ("version", False),
+    "--help": ("help", False), "-h": ("help", False),
+}
+_BUNDLE = {"--bundle": ("bundle", True), "-b": ("bundle", True)}
+_CREATE = {
+    **_BUNDLE, "--pid-file": ("pid_file", True), "--console-socket": ("console_socket", True),
+    "--no-pivot": ("no_pivot", False), "--no-new-keyring": ("no_new_keyring", False),
+    "--preserve-fds": ("preserve_fds", True),
+}
+COMMANDS = {
+    # command -> (flags, positional argument names, how many are required)
+    "create": (_CREATE, ("id",), 1),
+    "start": ({}, ("id",), 1),
+    "state": ({}, ("id",), 1),
+    "kill": ({"--all": ("all", False), "-a": ("all", False)}, ("id", "signal"), 1),
+    "delete": ({"--force": ("force", False), "-f": ("force", False)}, ("id",), 1),
+    "run": ({**_CREATE, "--detach": ("detach", False), "-d": ("detach", False)}, ("id",), 1),
+    "list": ({"--format": ("format", True), "-f": ("format", True), "--quiet": ("quiet", False),
+              "-q": ("quiet", False)}, (), 0),
+    "spec": ({**_BUNDLE, "--rootless": ("rootless", False)}, (), 0),
+}
+
+
+class UsageError(OciError):
+    pass
+
+
+def parse_flags(args: list[str], table: dict, stop_at_positional: bool) -> tuple[dict, list[str]]:
+    """Parse --flag VALUE, --flag=VALUE and booleans (--flag, --flag=false) from the front of args."""
+    opts: dict = {}
+    rest = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i + 1:]
+            break
+        if not arg.startswith("-") or arg == "-":
+            if stop_at_positional:
+                rest += args[i:]
+                break
+            rest.append(arg)
+            i += 1
+            continue
+        name, eq, value = arg.partition("=")
+        if name not in table:
+            raise UsageError(f"unknown flag {name}")
+        dest, takes_value = table[name]
+        if takes_value:
+            if not eq:
+                i += 1
+                if i >= len(args):
+                    raise UsageError(f"flag {name} needs a value")
+                value = args[i]
+            opts[dest] = value
+        else:
+            if eq and value not in ("true", "false"):
+                raise UsageError(f"flag {name} takes true or false, not {value!r}")
+            opts[dest] = value != "false"
+        i += 1
+    return opts, rest
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        g, rest = parse_flags(argv, GLOBAL_FLAGS, stop_at_positional=True)
+        fmt = g.get("log_format", "text")
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--log-format must be text or json, not {fmt!r}")
+        log.configure(g.get("log"), fmt, g.get("debug", False))
+        if g.get("version"):
+            print(f"ocirun version {__version__}\nspec: 1.3.0")
+            return 0
+        if g.get("help") or not rest:
+            sys.stdout.write(USAGE)
+            return 0 if g.get("help") else 2
+        if "criu" in g or "rootless" in g:
+            log.debug("ignoring --criu/--rootless: accepted for runc compatibility")
+        command, args = rest[0], rest[1:]
+        if command not in COMMANDS:
+            raise UsageError(f"unknown command {command!r}")
+        table, names, required = COMMANDS[command]
+        opts, positional = parse_flags(args, table, stop_at_positional=False)
+        if len(positional) < required:
+            raise UsageError(f"{command} needs a container id")
+        if len(positional) > len(names):
+            raise UsageError(f"{command}: unexpected argument {positional[len(names)]!r}")
+        opts.update(zip(names, positional))
+        from .state import default_root
+
+        root = g.get("root") or default_root()
+        return dispatch(command, root, opts, g) or 0
+    except OciError as e:
+        log.error(str(e))
+        return 1
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+def _create_options(opts: dict, g: dict):
+    from .create import Options
+
+    preserve = opts.get("preserve_fds", "0")
+    if not str(preserve).isdigit():
+        raise UsageError(f"--preserve-fds must be a number, not {preserve!r}")
+    return Options(bundle=opts.get("bundle") or ".", pid_file=opts.get("pid_file"),
+                   console_socket=opts.get("console_socket"), no_pivot=opts.get("no_pivot", False),
+                   no_new_keyring=opts.get("no_new_keyring", False), preserve_fds=int(preserve),
+                   systemd_cgroup=g.get("systemd_cgroup", False))
+
+
+def dispatch(command: str, root: str, opts: dict, g: dict) -> int:
+    cid = opts.get("id")
+    if command == "create":
+        from .create import create
+
+        create(root, cid, _create_options(opts, g))
+    elif command == "run":
+        from .run import run
+
+        return run(root, cid, _create_options(opts, g), opts.get("detach", False))
+    elif command == "start":
+        from .lifecycle import start
+
+        start(root, cid)
+    elif command == "state":
+        from . import jsonio, state
+
+        print(jsonio.dumps(state.load(root, cid).oci_state(), indent=2))
+    elif command == "kill":
+        from . import kernel
+        from .lifecycle import kill
+
+        try:
+            sig = kernel.parse_signal(opts.get("signal", "TERM"))
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        kill(root, cid, sig, opts.get("all", False))
+    elif command == "delete":
+        from .lifecycle import delete
+
+        delete(root, cid, opts.get("force", False))
+    elif command == "list":
+        _list(root, opts.get("format", "table"), opts.get("quiet", False))
+    elif command == "spec":
+        from .default_spec import write
+
+        write(opts.get("bundle") or ".", opts.get("rootless", False))
+    return 0
+
+
+def _list(root: str, fmt: str, quiet: bool) -> None:
+    from . import jsonio, state
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {fmt!r}")
+    states = []
+    for cid in state.all_ids(root):
+        try:
+            states.append(state.load(root, cid).oci_state())
+        except OciError:
+            continue
+    if quiet:
+        for s in states:
+            print(s["id"])
+    elif fmt == "json":
+        print(jsonio.dumps(states))
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states]
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        for r in rows:
+            print("   ".join(v.ljust(w) for v, w in zip(r, widths)) + "   " + r[5])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""config.json, read once, checked once, and turned into the model the rest of ocirun uses.
+
+Past `load()` nothing reads raw JSON: the schema (runtime.schema, generated from spec/) rules
+out wrong types and shapes, then the checks here rule out what a schema can't express.
+"""
+import os
+
+from . import kernel
+from .errors import ConfigError, OciError
+from .jsonio import load_file
+
+
+class Record:
+    """A small immutable record: fields given by __slots__, set once in __init__."""
+
+    __slots__ = ()
+
+    def __init__(self, **values):
+        for name in self.__slots__:
+            object.__setattr__(self, name, values.get(name))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __repr__(self):
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class User(Record):
+    __slots__ = ("uid", "gid", "umask", "additional_gids")
+
+
+class Rlimit(Record):
+    __slots__ = ("name", "resource", "soft", "hard")
+
+
+class Process(Record):
+    __slots__ = ("terminal", "console_size", "args", "env", "cwd", "user", "rlimits",
+                 "no_new_privileges", "capabilities", "oom_score_adj")
+
+
+class Mount(Record):
+    __slots__ = ("destination", "type", "source", "options")
+
+
+class Namespace(Record):
+    __slots__ = ("type", "path")
+
+
+class IdMapping(Record):
+    __slots__ = ("container_id", "host_id", "size")
+
+
+class Device(Record):
+    __slots__ = ("type", "path", "major", "minor", "file_mode", "uid", "gid")
+
+
+class Hook(Record):
+    __slots__ = ("path", "args", "env", "timeout")
+
+
+class Config(Record):
+    __slots__ = ("oci_version", "bundle", "rootfs", "readonly_root", "process", "hostname",
+                 "domainname", "mounts", "hooks", "annotations", "namespaces", "uid_mappings",
+                 "gid_mappings", "devices", "cgroups_path", "resources", "rootfs_propagation",
+                 "masked_paths", "readonly_paths", "time_offsets", "sysctl", "seccomp")
+
+    def namespace(self, ns_type: str) -> Namespace | None:
+        for ns in self.namespaces:
+            if ns.type == ns_type:
+                return ns
+        return None
+
+
+HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+def load(bundle: str) -> Config:
+    """Read, check and convert BUNDLE/config.json."""
+    bundle = os.path.abspath(bundle)
+    if not os.path.isdir(bundle):
+        raise OciError("bundle directory does not exist", bundle)
+    path = os.path.join(bundle, "config.json")
+    if not os.path.exists(path):
+        raise OciError("config.json not found in the bundle", path)
+    doc = load_file(path)
+    from .schema import check_config
+
+    check_config(doc)
+    return _convert(doc, bundle)
+
+
+def _convert(doc: dict, bundle: str) -> Config:
+    linux = doc.get("linux") or {}
+    root = doc.get("root") or {}
+    if not root.get("path"):
+        raise ConfigError("is required", "root.path")
+    rootfs = os.path.join(bundle, root["path"])
+    if not os.path.isdir(rootfs):
+        raise ConfigError(f"rootfs {rootfs} does not exist or is not a directory", "root.path")
+
+    process = _process(doc.get("process"))
+    namespaces = _namespaces(linux.get("namespaces") or [])
+    uid_maps = [_mapping(m) for m in linux.get("uidMappings") or []]
+    gid_maps = [_mapping(m) for m in linux.get("gidMappings") or []]
+    user_ns = next((ns for ns in namespaces if ns.type == "user"), None)
+    if user_ns and not user_ns.path and not (uid_maps and gid_maps):
+        raise ConfigError("a new user namespace needs both uidMappings and gidMappings", "linux.uidMappings")
+    if (uid_maps or gid_maps) and not (user_ns and not user_ns.path):
+        raise ConfigError("mappings are given but no new user namespace is asked for", "linux.uidMappings")
+
+    types = {ns.type for ns in namespaces if not ns.path}
+    if doc.get("hostname") and "uts" not in types:
+        raise ConfigError("setting the hostname needs a new uts namespace", "hostname")
+    if doc.get("domainname") and "uts" not in types:
+        raise ConfigError("setting the domainname needs a new uts namespace", "domainname")
+    if linux.get("timeOffsets") and "time" not in types:
+        raise ConfigError("time offsets need a new time namespace", "linux.timeOffsets")
+
+    hooks_doc = doc.get("hooks") or {}
+    return Config(
+        oci_version=doc["ociVersion"],
+        bundle=bundle,
+        rootfs=os.path.realpath(rootfs),
+        readonly_root=bool(root.get("readonly")),
+        process=process,
+        hostname=doc.get("hostname"),
+        domainname=doc.get("domainname"),
+        mounts=[_mount(m, i, bundle) for i, m in enumerate(doc.get("mounts") or [])],
+        hooks={phase: [_hook(h) for h in hooks_doc.get(phase) or []] for phase in HOOK_PHASES},
+        annotations=doc.get("annotations") or {},
+        namespaces=namespaces,
+        uid_mappings=uid_maps,
+        gid_mappings=gid_maps,
+        devices=[_device(d, i) for i, d in enumerate(linux.get("devices") or [])],
+        cgroups_path=linux.get("cgroupsPath") or "",
+        resources=linux.get("resources") or {},
+        rootfs_propagation=linux.get("rootfsPropagation") or "",
+        masked_paths=linux.get("maskedPaths") or [],
+        readonly_paths=linux.get("readonlyPaths") or [],
+        time_offsets=linux.get("timeOffsets") or {},
+        sysctl=linux.get("sysctl") or {},
+        seccomp=linux.get("seccomp"),
+    )
+
+
+def _process(p: dict | None) -> Process:
+    if p is None:
+        raise ConfigError("is required to create a container", "process")
+    if not p.get("args"):
+        raise ConfigError("must name the program to run", "process.args")
+    cwd = p.get("cwd") or "/"
+    if not cwd.startswith("/"):
+        raise ConfigError(f"{cwd!r} is not an absolute path", "process.cwd")
+    u = p.get("user") or {}
+    rlimits = []
+    for i, r in enumerate(p.get("rlimits") or []):
+        if r["type"] not in kernel.RLIMITS:
+            raise ConfigError(f"unknown rlimit {r['type']!r}", f"process.rlimits[{i}].type")
+        if r["soft"] > r["hard"]:
+            raise ConfigError("soft limit is above the hard limit", f"process.rlimits[{i}]")
+        rlimits.append(Rlimit(name=r["type"], resource=kernel.RLIMITS[r["type"]], soft=r["soft"], hard=r["hard"]))
+    caps = p.get("capabilities")
+    if caps is not None:
+        for kind, names in caps.items():
+            for j, name in enumerate(names or []):
+                if name not in kernel.CAPABILITIES:
+                    raise ConfigError(f"unknown capability {name!r}", f"process.capabilities.{kind}[{j}]")
+    size = p.get("consoleSize")
+    return Process(
+        terminal=bool(p.get("terminal")),
+        console_size=(size["height"], size["width"]) if size else None,
+        args=list(p["args"]),
+        env=list(p.get("env") or []),
+        cwd=cwd,
+        user=User(uid=u.get("uid", 0), gid=u.get("gid", 0), umask=u.get("umask"),
+                  additional_gids=list(u.get("additionalGids") or [])),
+        rlimits=rlimits,
+        no_new_privileges=bool(p.get("noNewPrivileges")),
+        capabilities=caps,
+        oom_score_adj=p.get("oomScoreAdj"),
+    )
+
+
+def _namespaces(items: list) -> list[Namespace]:
+    seen = set()
+    out = []
+    for i, ns in enumerate(items):
+        t = ns["type"]
+        if t not in kernel.NAMESPACES:
+            raise ConfigError(f"unknown namespace type {t!r}", f"linux.namespaces[{i}].type")
+        if t in seen:
+            raise ConfigError(f"namespace {t!r} is listed twice", f"linux.namespaces[{i}].type")
+        seen.add(t)
+        path = ns.get("path") or None
+        if path and not os.path.exists(path):
+            raise ConfigError(f"namespace path {path} does not exist", f"linux.namespaces[{i}].path")
+        out.append(Namespace(type=t, path=path))
+    return out
+
+
+def _mapping(m: dict) -> IdMapping:
+    return IdMapping(container_id=m["containerID"], host_id=m["hostID"], size=m["size"])
+
+
+def _mount(m: dict, i: int, bundle: str) -> Mount:
+    dest = m["destination"]
+    if not dest.startswith("/"):
+        raise ConfigError(f"{dest!r} is not an absolute path", f"mounts[{i}].destination")
+    options = list(m.get("options") or [])
+    mtype = m.get("type") or ""
+    source = m.get("source")
+    if mtype == "bind" or "bind" in options or "rbind" in options:
+        if not source:
+            raise ConfigError("a bind mount needs a source", f"mounts[{i}].source")
+        source = os.path.join(bundle, source)
+        if not os.path.exists(source):
+            raise ConfigError(f"bind source {source} does not exist", f"mounts[{i}].source")
+        mtype = "bind"
+    return Mount(destination=dest, type=mtype, source=source, options=options)
+
+
+def _device(d: dict, i: int) -> Device:
+    if not d["path"].startswith("/"):
+        raise ConfigError(f"{d['path']!r} is not an absolute path", f"linux.devices[{i}].path")
+    if d["type"] != "p" and ("major" not in d or "minor" not in d):
+        raise ConfigError("a character or block device needs major and minor", f"linux.devices[{i}]")
+    return Device(type=d["type"], path=d["path"], major=d.get("major", 0), minor=d.get("minor", 0),
+                  file_mode=d.get("fileMode", 0o666), uid=d.get("uid", -1), gid=d.get("gid", -1))
+
+
+def _hook(h: dict) -> Hook:
+    return Hook(path=h["path"], args=list(h.get("args") or []), env=list(h.get("env") or []),
+                timeout=h.get("timeout"))

@@ -1,0 +1,121 @@
+"""start, kill, delete: the light commands. None of them loads the config or the trampoline."""
+import os
+
+from . import cgroups, kernel, log, state
+from .errors import OciError
+
+_POLL = 0.002
+
+
+def start(root: str, container_id: str) -> state.Container:
+    c = state.load(root, container_id)
+    status = c.status()
+    if status != "created":
+        raise OciError(f"cannot start a container that is {status}", container_id)
+    _release(c)
+    doc = c.oci_state()
+    doc["status"] = "running"
+    from . import hooks
+
+    for phase in ("poststart",):
+        try:
+            hooks.run_stored(c, phase, doc)
+        except OciError as e:
+            log.warning(str(e))
+    return c
+
+
+def _release(c: state.Container) -> None:
+    """Open the exec fifo: the init, blocked opening its other end, writes a byte and execs."""
+    import select
+    import time
+
+    fd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while True:
+            if poller.poll(100) and os.read(fd, 1):
+                break
+            if not c.alive():
+                raise OciError("container init exited before start", c.id)
+            time.sleep(_POLL)
+    finally:
+        os.close(fd)
+    os.unlink(c.fifo)
+
+
+def kill(root: str, container_id: str, sig: int, all_procs: bool = False) -> None:
+    c = state.load(root, container_id)
+    status = c.status()
+    if status in ("stopped", "creating"):
+        raise OciError(f"container is {status}: not running", container_id)
+    if all_procs:
+        cgroups.kill_all(c.private["cgroup_dirs"], sig)
+        return
+    signal_pid(c, sig)
+
+
+def signal_pid(c: state.Container, sig: int) -> None:
+    """Signal the init through a pidfd, checked against the recorded start time: never a reused pid."""
+    try:
+        pidfd = os.pidfd_open(c.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if not c.alive():
+            return
+        import _signal
+
+        _signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def delete(root: str, container_id: str, force: bool = False) -> None:
+    c = state.load(root, container_id)
+    if c.data is None:
+        if not force:
+            raise OciError("container is being created", container_id)
+        state.remove(c)
+        return
+    status = c.status()
+    if status != "stopped":
+        if not force:
+            raise OciError(f"cannot delete a container that is {status} (use --force)", container_id)
+        if status == "paused":
+            _thaw(c.private["cgroup_dirs"])
+        signal_pid(c, kernel.SIGNALS["KILL"])
+        cgroups.kill_all(c.private["cgroup_dirs"], kernel.SIGNALS["KILL"])
+        _wait_gone(c)
+    cgroups.remove(c.private["cgroup_made"])
+    doc = c.oci_state()
+    state.remove(c)
+    from . import hooks
+
+    try:
+        hooks.run_stored(c, "poststop", doc)
+    except OciError as e:
+        log.warning(str(e))
+
+
+def _thaw(dirs: list[str]) -> None:
+    for d in dirs:
+        for name, value in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+            try:
+                with open(f"{d}/{name}", "w") as f:
+                    f.write(value)
+            except OSError:
+                pass
+
+
+def _wait_gone(c: state.Container, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while c.alive():
+        if time.monotonic() > deadline:
+            raise OciError("container init did not die after SIGKILL", c.id)
+        time.sleep(_POLL)

@@ -1,0 +1,170 @@
+"""Turn a checked Config into the one struct oci_plan the C trampoline executes.
+
+All decisions are made here, in Python: which namespaces to create or join, the ordered list
+of rootfs operations (mounts, devices, /dev symlinks, masks), the capability masks. The C side
+only carries them out. The returned Plan owns every C buffer the struct points into.
+"""
+import os
+
+from . import kernel as k
+from . import mountopts
+from .cgroups import Hierarchy
+from .config import Config
+from .errors import ConfigError
+
+DEFAULT_DEVICES = (  # path, major, minor: created unless config.json lists them itself
+    ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0),
+)
+DEV_SYMLINKS = (
+    ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
+    ("pts/ptmx", "/dev/ptmx"),
+)
+DEVICE_TYPES = {"c": k.S_IFCHR, "u": k.S_IFCHR, "b": k.S_IFBLK, "p": k.S_IFIFO}
+OP_MOUNT, OP_MKNOD, OP_SYMLINK, OP_MKDIR, OP_MASK, OP_READONLY = 1, 2, 3, 4, 5, 6
+
+
+class Op:
+    """One rootfs operation, as struct oci_op will hold it."""
+
+    __slots__ = ("kind", "source", "target", "fstype", "data", "flags", "propagation",
+                 "attr_set", "attr_clr", "target_is_dir", "mode", "major", "minor", "uid", "gid")
+
+    def __init__(self, kind, target, source=None, fstype=None, data=None, flags=0, propagation=0,
+                 attr_set=0, attr_clr=0, target_is_dir=1, mode=0, major=0, minor=0, uid=-1, gid=-1):
+        self.kind, self.target, self.source, self.fstype, self.data = kind, target, source, fstype, data
+        self.flags, self.propagation, self.attr_set, self.attr_clr = flags, propagation, attr_set, attr_clr
+        self.target_is_dir, self.mode, self.major, self.minor = target_is_dir, mode, major, minor
+        self.uid, self.gid = uid, gid
+
+
+def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layout: list[Hierarchy],
+               cgroupns: bool) -> list[Op]:
+    """The rootfs operations in the order runc does them: mounts, cwd, devices, symlinks, masks."""
+    ops = []
+    dev_bound = False
+    for i, m in enumerate(cfg.mounts):
+        where = f"mounts[{i}].options"
+        o = mountopts.parse(m.options, where)
+        if m.type == "bind":
+            dev_bound |= os.path.normpath(m.destination) == "/dev"
+            ops.append(Op(OP_MOUNT, m.destination, source=m.source, flags=o.flags | k.MS_BIND,
+                          propagation=o.propagation, attr_set=o.attr_set, attr_clr=o.attr_clr,
+                          target_is_dir=int(os.path.isdir(m.source))))
+        elif m.type == "cgroup":
+            ops += _cgroup_mount(m.destination, o, cgroup_dirs, cgroup_layout, cgroupns)
+        else:
+            if not m.type:
+                raise ConfigError("a mount that is not a bind mount needs a type", f"mounts[{i}].type")
+            ops.append(Op(OP_MOUNT, m.destination, source=m.source or m.type, fstype=m.type,
+                          data=o.data, flags=o.flags, propagation=o.propagation,
+                          attr_set=o.attr_set, attr_clr=o.attr_clr))
+    ops.append(Op(OP_MKDIR, cfg.process.cwd))
+
+    if not dev_bound:
+        listed = {d.path for d in cfg.devices}
+        for path, major, minor in DEFAULT_DEVICES:
+            if path not in listed:
+                ops.append(_device_op(path, k.S_IFCHR | 0o666, major, minor, 0, 0, in_userns))
+        for d in cfg.devices:
+            ops.append(_device_op(d.path, DEVICE_TYPES[d.type] | (d.file_mode & 0o7777),
+                                  d.major, d.minor, d.uid, d.gid, in_userns))
+        for source, target in DEV_SYMLINKS:
+            ops.append(Op(OP_SYMLINK, target, source=source))
+
+    ops += [Op(OP_MASK, p) for p in cfg.masked_paths]
+    ops += [Op(OP_READONLY, p) for p in cfg.readonly_paths]
+    return ops
+
+
+def _device_op(path, mode, major, minor, uid, gid, in_userns) -> Op:
+    # A user namespace may not mknod: bind the host's node instead, as runc does.
+    if in_userns and (mode & k.S_IFIFO) != k.S_IFIFO:
+        return Op(OP_MOUNT, path, source=path, flags=k.MS_BIND, target_is_dir=0)
+    return Op(OP_MKNOD, path, mode=mode, major=major, minor=minor, uid=uid, gid=gid)
+
+
+def _cgroup_mount(dest, o, dirs, found, cgroupns) -> list[Op]:
+    """A `cgroup` mount shows the container's own cgroup in every hierarchy.
+
+    In a cgroup namespace the hierarchies are mounted afresh (the namespace roots them at the
+    container's cgroup); without one, the container's directories are bind-mounted.
+    """
+    flags = o.flags & ~k.MS_RDONLY
+    if len(found) == 1 and found[0].version == 2:
+        if cgroupns:
+            return [Op(OP_MOUNT, dest, source="cgroup2", fstype="cgroup2", flags=o.flags)]
+        return [Op(OP_MOUNT, dest, source=dirs[0], flags=k.MS_BIND | k.MS_REC | o.flags)]
+    ops = [Op(OP_MOUNT, dest, source="tmpfs", fstype="tmpfs", data="mode=755", flags=flags)]
+    for h, d in zip(found, dirs):
+        target = f"{dest.rstrip('/')}/{h.name}"
+        if cgroupns:
+            fstype, data = ("cgroup2", None) if h.version == 2 else ("cgroup", h.mount_data)
+            ops.append(Op(OP_MOUNT, target, source="cgroup", fstype=fstype, data=data, flags=o.flags))
+        else:
+            ops.append(Op(OP_MOUNT, target, source=d, flags=k.MS_BIND | k.MS_REC | o.flags))
+    if o.flags & k.MS_RDONLY:
+        ops.append(Op(OP_MOUNT, dest, fstype="tmpfs", flags=k.MS_REMOUNT | o.flags))
+    return ops
+
+
+def capability_mask(names) -> int:
+    mask = 0
+    last = _LAST_CAP
+    for name in names or ():
+        num = k.CAPABILITIES.index(name)
+        if num <= last:  # caps newer than this kernel are ignored, as runc does
+            mask |= 1 << num
+    return mask
+
+
+_LAST_CAP = k.last_cap()
+
+
+def timens_offsets(offsets: dict) -> str | None:
+    lines = []
+    for clock in ("monotonic", "boottime"):
+        if clock in offsets:
+            o = offsets[clock]
+            lines.append(f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n")
+    return "".join(lines) or None
+
+
+class Plan:
+    """Builds struct oci_plan with cffi and keeps every buffer it points into alive."""
+
+    def __init__(self, ffi):
+        self.ffi = ffi
+        self._keep = []
+        self.c = ffi.new("struct oci_plan *")
+        self._keep.append(self.c)
+
+    def str(self, s):
+        if s is None:
+            return self.ffi.NULL
+        buf = self.ffi.new("char[]", s.encode() if isinstance(s, str) else s)
+        self._keep.append(buf)
+        return buf
+
+    def strv(self, items):
+        bufs = [self.str(s) for s in items] + [self.ffi.NULL]
+        arr = self.ffi.new("char *[]", bufs)
+        self._keep.append(arr)
+        return arr
+
+    def array(self, ctype, n):
+        arr = self.ffi.new(f"{ctype}[]", max(n, 1))
+        self._keep.append(arr)
+        return arr
+
+    def set_ops(self, ops: list[Op]) -> None:
+        arr = self.array("struct oci_op", len(ops))
+        for i, op in enumerate(ops):
+            c = arr[i]
+            c.kind, c.target, c.source = op.kind, self.str(op.target), self.str(op.source)
+            c.fstype, c.data = self.str(op.fstype), self.str(op.data)
+            c.flags, c.propagation = op.flags, op.propagation
+            c.attr_set, c.attr_clr, c.target_is_dir = op.attr_set, op.attr_clr, op.target_is_dir
+            c.mode, c.major, c.minor, c.uid, c.gid = op.mode, op.major, op.minor, op.uid, op.gid
+        self.c.ops, self.c.nops = arr, len(ops)
