@@ -190,17 +190,17 @@ static void do_mount(int root, const struct oci_op *op)
     char where[64];
     int fd = mkpath_in_root(root, op->target, op->target_is_dir);
     if (fd < 0)
-        die("mount %s: create destination", op->target);
+        die("%s: mount %s: create destination", op->where, op->target);
     fd_path(fd, where, sizeof where);
 
     if (op->flags & MS_BIND) {
         if (mount(op->source, where, NULL, op->flags & (MS_BIND | MS_REC), NULL) < 0)
-            die("mount %s on %s: bind", op->source, op->target);
+            die("%s: mount %s on %s: bind", op->where, op->source, op->target);
         close(fd);
         /* Options of a bind mount only take effect on a remount of the new mount. */
         fd = open_in_root(root, op->target, O_PATH);
         if (fd < 0)
-            die("mount %s: reopen", op->target);
+            die("%s: mount %s: reopen", op->where, op->target);
         fd_path(fd, where, sizeof where);
         unsigned long extra = op->flags & BIND_KEEP;
         if (extra) {
@@ -208,23 +208,23 @@ static void do_mount(int root, const struct oci_op *op)
             if (!(extra & (MS_NOATIME | MS_RELATIME | MS_STRICTATIME)))
                 keep |= locked_flags(where) & (MS_NOATIME | MS_RELATIME | MS_NODIRATIME);
             if (mount(NULL, where, NULL, MS_REMOUNT | MS_BIND | extra | keep, NULL) < 0)
-                die("mount %s: remount with options", op->target);
+                die("%s: mount %s: remount with options", op->where, op->target);
         }
     } else {
         if (mount(op->source, where, op->fstype, op->flags & ~MS_REC, op->data) < 0)
-            die("mount %s (%s) on %s", op->source ? op->source : "none", op->fstype, op->target);
+            die("%s: mount %s (%s) on %s", op->where, op->source ? op->source : "none", op->fstype, op->target);
         close(fd);
         fd = open_in_root(root, op->target, O_PATH);
         if (fd < 0)
-            die("mount %s: reopen", op->target);
+            die("%s: mount %s: reopen", op->where, op->target);
         fd_path(fd, where, sizeof where);
     }
     if (op->propagation && mount(NULL, where, NULL, op->propagation, NULL) < 0)
-        die("mount %s: set propagation", op->target);
+        die("%s: mount %s: set propagation", op->where, op->target);
     if (op->attr_set || op->attr_clr) {
         struct mount_attr attr = {.attr_set = op->attr_set, .attr_clr = op->attr_clr};
         if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
-            die("mount %s: recursive options", op->target);
+            die("%s: mount %s: recursive options", op->where, op->target);
     }
     close(fd);
 }
@@ -247,12 +247,12 @@ static void do_mknod(int root, const struct oci_op *op)
     split_parent(root, op->target, &parent, &name);
     unlinkat(parent, name, 0); /* a device replaces whatever the image had there */
     if (mknodat(parent, name, op->mode, makedev(op->major, op->minor)) < 0)
-        die("device %s: mknod", op->target);
+        die("%s: device %s: mknod", op->where, op->target);
     if ((op->uid >= 0 || op->gid >= 0) && fchownat(parent, name, op->uid, op->gid, AT_SYMLINK_NOFOLLOW) < 0)
-        die("device %s: chown", op->target);
+        die("%s: device %s: chown", op->where, op->target);
     /* mknod is subject to the umask; the spec's fileMode is the final mode. */
     if (fchmodat(parent, name, op->mode & 07777, 0) < 0)
-        die("device %s: chmod", op->target);
+        die("%s: device %s: chmod", op->where, op->target);
     close(parent);
 }
 
@@ -262,7 +262,7 @@ static void do_symlink(int root, const struct oci_op *op)
     const char *name;
     split_parent(root, op->target, &parent, &name);
     if (symlinkat(op->source, parent, name) < 0 && errno != EEXIST)
-        die("symlink %s", op->target);
+        die("%s: symlink %s", op->where, op->target);
     close(parent);
 }
 
@@ -275,23 +275,23 @@ static void do_mask(int root, const struct oci_op *op)
     if (fd < 0) {
         if (errno == ENOENT)
             return; /* nothing there to hide */
-        die("maskedPaths %s", op->target);
+        die("%s: %s", op->where, op->target);
     }
     fd_path(fd, where, sizeof where);
     if (fstat(fd, &st) < 0)
-        die("maskedPaths %s: stat", op->target);
+        die("%s: %s: stat", op->where, op->target);
     if (S_ISDIR(st.st_mode)) {
         if (mount("tmpfs", where, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k,mode=500") < 0)
-            die("maskedPaths %s: mount tmpfs", op->target);
+            die("%s: %s: mount tmpfs", op->where, op->target);
     } else {
         int null = open("/dev/null", O_PATH | O_CLOEXEC | O_NOFOLLOW);
         struct stat ns;
         if (null < 0 || fstat(null, &ns) < 0 || !S_ISCHR(ns.st_mode) || ns.st_rdev != makedev(1, 3))
-            die("maskedPaths %s: /dev/null is not the null device", op->target);
+            die("%s: %s: /dev/null is not the null device", op->where, op->target);
         char src[64];
         fd_path(null, src, sizeof src);
         if (mount(src, where, NULL, MS_BIND, NULL) < 0)
-            die("maskedPaths %s: bind /dev/null", op->target);
+            die("%s: %s: bind /dev/null", op->where, op->target);
         close(null);
     }
     close(fd);
@@ -304,17 +304,17 @@ static void do_readonly(int root, const struct oci_op *op)
     if (fd < 0) {
         if (errno == ENOENT)
             return;
-        die("readonlyPaths %s", op->target);
+        die("%s: %s", op->where, op->target);
     }
     fd_path(fd, where, sizeof where);
     if (mount(where, where, NULL, MS_BIND | MS_REC, NULL) < 0)
-        die("readonlyPaths %s: bind", op->target);
+        die("%s: %s: bind", op->where, op->target);
     close(fd);
     fd = open_in_root(root, op->target, O_PATH);
     fd_path(fd, where, sizeof where);
     unsigned long keep = locked_flags(where) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
     if (mount(NULL, where, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) < 0)
-        die("readonlyPaths %s: remount read-only", op->target);
+        die("%s: %s: remount read-only", op->where, op->target);
     close(fd);
 }
 
@@ -329,7 +329,7 @@ static void run_op(int root, const struct oci_op *op)
     case OCI_OP_MKDIR: {
         int fd = mkpath_in_root(root, op->target, 1);
         if (fd < 0)
-            die("mkdir %s", op->target);
+            die("%s: create %s", op->where, op->target);
         close(fd);
         break;
     }

@@ -18,6 +18,7 @@ enum oci_op_kind {
 
 struct oci_op {
     int kind;
+    const char *where;        /* the config field it comes from, for error messages */
     const char *source;       /* host path (bind), device name (mount), or link text */
     const char *target;       /* absolute path inside the container */
     const char *fstype;

@@ -135,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    except Exception as e:  # a bug: still one clear line for the caller, the traceback with --debug
+        log.error(f"internal error: {type(e).__name__}: {e}")
+        if log.debugging():
+            raise
+        return 1
 
 
 def _create_options(opts: dict, g: dict):

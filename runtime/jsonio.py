@@ -31,10 +31,16 @@ def loads(text: str, what: str):
     i = len(text) - len(text.lstrip(_WS))
     try:
         value, end = _scan(text, i)
-    except StopIteration as e:
-        raise OciError(f"invalid JSON at offset {e.value}", what) from None
-    except ValueError as e:  # JSONDecodeError is a ValueError
-        raise OciError(f"invalid JSON: {e}", what) from None
+    except (StopIteration, ValueError, SystemError):
+        # Only on this error path: json's decoder words the message with line and column
+        # (the bare scanner can't raise its own error until json.decoder is imported).
+        import json
+
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as e:
+            raise OciError(f"invalid JSON: {e}", what) from None
+        raise OciError("invalid JSON", what) from None
     if text[end:].strip(_WS):
         raise OciError(f"invalid JSON: extra data at offset {end}", what)
     return value

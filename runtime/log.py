@@ -48,6 +48,10 @@ def warning(msg: str) -> None:
     sys.stderr.write(f"ocirun: warning: {msg}\n")
 
 
+def debugging() -> bool:
+    return _debug
+
+
 def debug(msg: str) -> None:
     if _debug:
         _write("debug", msg)

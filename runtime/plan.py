@@ -28,12 +28,13 @@ OP_MOUNT, OP_MKNOD, OP_SYMLINK, OP_MKDIR, OP_MASK, OP_READONLY = 1, 2, 3, 4, 5, 
 class Op:
     """One rootfs operation, as struct oci_op will hold it."""
 
-    __slots__ = ("kind", "source", "target", "fstype", "data", "flags", "propagation",
+    __slots__ = ("kind", "where", "source", "target", "fstype", "data", "flags", "propagation",
                  "attr_set", "attr_clr", "target_is_dir", "mode", "major", "minor", "uid", "gid")
 
-    def __init__(self, kind, target, source=None, fstype=None, data=None, flags=0, propagation=0,
+    def __init__(self, kind, where, target, source=None, fstype=None, data=None, flags=0, propagation=0,
                  attr_set=0, attr_clr=0, target_is_dir=1, mode=0, major=0, minor=0, uid=-1, gid=-1):
-        self.kind, self.target, self.source, self.fstype, self.data = kind, target, source, fstype, data
+        self.kind, self.where, self.target, self.source = kind, where, target, source
+        self.fstype, self.data = fstype, data
         self.flags, self.propagation, self.attr_set, self.attr_clr = flags, propagation, attr_set, attr_clr
         self.target_is_dir, self.mode, self.major, self.minor = target_is_dir, mode, major, minor
         self.uid, self.gid = uid, gid
@@ -45,47 +46,47 @@ def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layo
     ops = []
     dev_bound = False
     for i, m in enumerate(cfg.mounts):
-        where = f"mounts[{i}].options"
-        o = mountopts.parse(m.options, where)
+        where = f"mounts[{i}]"
+        o = mountopts.parse(m.options, where + ".options")
         if m.type == "bind":
             dev_bound |= os.path.normpath(m.destination) == "/dev"
-            ops.append(Op(OP_MOUNT, m.destination, source=m.source, flags=o.flags | k.MS_BIND,
+            ops.append(Op(OP_MOUNT, where, m.destination, source=m.source, flags=o.flags | k.MS_BIND,
                           propagation=o.propagation, attr_set=o.attr_set, attr_clr=o.attr_clr,
                           target_is_dir=int(os.path.isdir(m.source))))
         elif m.type == "cgroup":
-            ops += _cgroup_mount(m.destination, o, cgroup_dirs, cgroup_layout, cgroupns)
+            ops += _cgroup_mount(where, m.destination, o, cgroup_dirs, cgroup_layout, cgroupns)
         else:
             if not m.type:
                 raise ConfigError("a mount that is not a bind mount needs a type", f"mounts[{i}].type")
-            ops.append(Op(OP_MOUNT, m.destination, source=m.source or m.type, fstype=m.type,
+            ops.append(Op(OP_MOUNT, where, m.destination, source=m.source or m.type, fstype=m.type,
                           data=o.data, flags=o.flags, propagation=o.propagation,
                           attr_set=o.attr_set, attr_clr=o.attr_clr))
-    ops.append(Op(OP_MKDIR, cfg.process.cwd))
+    ops.append(Op(OP_MKDIR, "process.cwd", cfg.process.cwd))
 
     if not dev_bound:
         listed = {d.path for d in cfg.devices}
         for path, major, minor in DEFAULT_DEVICES:
             if path not in listed:
-                ops.append(_device_op(path, k.S_IFCHR | 0o666, major, minor, 0, 0, in_userns))
-        for d in cfg.devices:
-            ops.append(_device_op(d.path, DEVICE_TYPES[d.type] | (d.file_mode & 0o7777),
+                ops.append(_device_op("default devices", path, k.S_IFCHR | 0o666, major, minor, 0, 0, in_userns))
+        for i, d in enumerate(cfg.devices):
+            ops.append(_device_op(f"linux.devices[{i}]", d.path, DEVICE_TYPES[d.type] | (d.file_mode & 0o7777),
                                   d.major, d.minor, d.uid, d.gid, in_userns))
         for source, target in DEV_SYMLINKS:
-            ops.append(Op(OP_SYMLINK, target, source=source))
+            ops.append(Op(OP_SYMLINK, "/dev symlinks", target, source=source))
 
-    ops += [Op(OP_MASK, p) for p in cfg.masked_paths]
-    ops += [Op(OP_READONLY, p) for p in cfg.readonly_paths]
+    ops += [Op(OP_MASK, f"linux.maskedPaths[{i}]", p) for i, p in enumerate(cfg.masked_paths)]
+    ops += [Op(OP_READONLY, f"linux.readonlyPaths[{i}]", p) for i, p in enumerate(cfg.readonly_paths)]
     return ops
 
 
-def _device_op(path, mode, major, minor, uid, gid, in_userns) -> Op:
+def _device_op(where, path, mode, major, minor, uid, gid, in_userns) -> Op:
     # A user namespace may not mknod: bind the host's node instead, as runc does.
     if in_userns and (mode & k.S_IFIFO) != k.S_IFIFO:
-        return Op(OP_MOUNT, path, source=path, flags=k.MS_BIND, target_is_dir=0)
-    return Op(OP_MKNOD, path, mode=mode, major=major, minor=minor, uid=uid, gid=gid)
+        return Op(OP_MOUNT, where, path, source=path, flags=k.MS_BIND, target_is_dir=0)
+    return Op(OP_MKNOD, where, path, mode=mode, major=major, minor=minor, uid=uid, gid=gid)
 
 
-def _cgroup_mount(dest, o, dirs, found, cgroupns) -> list[Op]:
+def _cgroup_mount(where, dest, o, dirs, found, cgroupns) -> list[Op]:
     """A `cgroup` mount shows the container's own cgroup in every hierarchy.
 
     In a cgroup namespace the hierarchies are mounted afresh (the namespace roots them at the
@@ -94,18 +95,18 @@ def _cgroup_mount(dest, o, dirs, found, cgroupns) -> list[Op]:
     flags = o.flags & ~k.MS_RDONLY
     if len(found) == 1 and found[0].version == 2:
         if cgroupns:
-            return [Op(OP_MOUNT, dest, source="cgroup2", fstype="cgroup2", flags=o.flags)]
-        return [Op(OP_MOUNT, dest, source=dirs[0], flags=k.MS_BIND | k.MS_REC | o.flags)]
-    ops = [Op(OP_MOUNT, dest, source="tmpfs", fstype="tmpfs", data="mode=755", flags=flags)]
+            return [Op(OP_MOUNT, where, dest, source="cgroup2", fstype="cgroup2", flags=o.flags)]
+        return [Op(OP_MOUNT, where, dest, source=dirs[0], flags=k.MS_BIND | k.MS_REC | o.flags)]
+    ops = [Op(OP_MOUNT, where, dest, source="tmpfs", fstype="tmpfs", data="mode=755", flags=flags)]
     for h, d in zip(found, dirs):
         target = f"{dest.rstrip('/')}/{h.name}"
         if cgroupns:
             fstype, data = ("cgroup2", None) if h.version == 2 else ("cgroup", h.mount_data)
-            ops.append(Op(OP_MOUNT, target, source="cgroup", fstype=fstype, data=data, flags=o.flags))
+            ops.append(Op(OP_MOUNT, where, target, source="cgroup", fstype=fstype, data=data, flags=o.flags))
         else:
-            ops.append(Op(OP_MOUNT, target, source=d, flags=k.MS_BIND | k.MS_REC | o.flags))
+            ops.append(Op(OP_MOUNT, where, target, source=d, flags=k.MS_BIND | k.MS_REC | o.flags))
     if o.flags & k.MS_RDONLY:
-        ops.append(Op(OP_MOUNT, dest, fstype="tmpfs", flags=k.MS_REMOUNT | o.flags))
+        ops.append(Op(OP_MOUNT, where, dest, fstype="tmpfs", flags=k.MS_REMOUNT | o.flags))
     return ops
 
 
@@ -162,7 +163,7 @@ class Plan:
         arr = self.array("struct oci_op", len(ops))
         for i, op in enumerate(ops):
             c = arr[i]
-            c.kind, c.target, c.source = op.kind, self.str(op.target), self.str(op.source)
+            c.kind, c.where, c.target, c.source = op.kind, self.str(op.where), self.str(op.target), self.str(op.source)
             c.fstype, c.data = self.str(op.fstype), self.str(op.data)
             c.flags, c.propagation = op.flags, op.propagation
             c.attr_set, c.attr_clr, c.target_is_dir = op.attr_set, op.attr_clr, op.target_is_dir

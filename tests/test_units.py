@@ -1,0 +1,74 @@
+"""Unit tests of the pure-Python pieces: protocol numbers, mount options, signals, JSON I/O."""
+import os
+import re
+
+import pytest
+
+from runtime import kernel, mountopts, sync
+from runtime.errors import ConfigError, OciError
+from runtime.jsonio import dumps, loads
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_sync_numbers_match_the_c_header():
+    with open(os.path.join(REPO, "csrc", "sync.h")) as f:
+        c_enum = dict(re.findall(r"SYNC_(\w+) = (\d+),", f.read()))
+    assert c_enum, "no enum found in csrc/sync.h"
+    assert {name: int(v) for name, v in c_enum.items()} == {name: getattr(sync, name) for name in c_enum}
+
+
+def test_op_kinds_match_the_c_header():
+    from runtime import plan
+
+    with open(os.path.join(REPO, "csrc", "trampoline.h")) as f:
+        c_enum = dict(re.findall(r"OCI_OP_(\w+) = (\d+),?", f.read()))
+    assert {n: int(v) for n, v in c_enum.items()} == {n: getattr(plan, "OP_" + n) for n in c_enum}
+
+
+@pytest.mark.parametrize("options,flags,prop,data", [
+    (["ro", "nosuid"], kernel.MS_RDONLY | kernel.MS_NOSUID, 0, None),
+    (["ro", "rw"], 0, 0, None),
+    (["rbind", "rprivate"], kernel.MS_BIND | kernel.MS_REC, kernel.MS_PRIVATE | kernel.MS_REC, None),
+    (["nodev", "mode=755", "size=1k"], kernel.MS_NODEV, 0, "mode=755,size=1k"),
+    (["noatime", "strictatime", "nostrictatime"], kernel.MS_NOATIME, 0, None),
+])
+def test_mount_options(options, flags, prop, data):
+    o = mountopts.parse(options, "mounts[0].options")
+    assert (o.flags, o.propagation, o.data) == (flags, prop, data)
+
+
+def test_recursive_mount_options():
+    o = mountopts.parse(["rro", "rnosuid", "rnoatime"], "x")
+    assert o.attr_set == kernel.MOUNT_ATTR_RDONLY | kernel.MOUNT_ATTR_NOSUID | kernel.MOUNT_ATTR_NOATIME
+    assert o.attr_clr & kernel.MOUNT_ATTR__ATIME
+    o = mountopts.parse(["rro", "rrw"], "x")
+    assert o.attr_set == 0 and o.attr_clr == kernel.MOUNT_ATTR_RDONLY
+
+
+def test_unsupported_mount_option_names_the_field():
+    with pytest.raises(ConfigError) as e:
+        mountopts.parse(["idmap"], "mounts[3].options")
+    assert e.value.where == "mounts[3].options"
+
+
+@pytest.mark.parametrize("text,num", [("KILL", 9), ("SIGKILL", 9), ("9", 9), ("term", 15), ("RTMIN+2", 36)])
+def test_signal_names(text, num):
+    assert kernel.parse_signal(text) == num
+
+
+@pytest.mark.parametrize("text", ["FOO", "SIGFOO", "0", "65", "RTMIN+x", ""])
+def test_bad_signals(text):
+    with pytest.raises(ValueError):
+        kernel.parse_signal(text)
+
+
+def test_json_round_trip_and_errors():
+    doc = {"a": [1, 2.5, None, True, False, "é\n"], "b": {}, "c": []}
+    assert loads(dumps(doc), "x") == doc
+    assert loads(dumps(doc, indent=2), "x") == doc
+    with pytest.raises(OciError) as e:
+        loads('{"a": [1,}', "cfg.json")
+    assert e.value.where == "cfg.json" and "line 1" in e.value.message
+    with pytest.raises(OciError):
+        loads('{} x', "cfg.json")
