@@ -22,6 +22,9 @@
  *   write state, exit                                            the exec fifo until `start`
  *
  * Any child may send SYNC_ERROR instead, with a one-line message, and exit.
+ * With a terminal, the init sends SYNC_PTY (the pty master as SCM_RIGHTS) before SYNC_HOOKS.
+ * `exec` runs the same exchange with nothing to unshare and no rootfs: its process joins the
+ * container's namespaces in stage 1 and execs right after SYNC_READY.
  */
 #ifndef OCIRUN_SYNC_H
 #define OCIRUN_SYNC_H
@@ -36,6 +39,7 @@ enum oci_sync {
     SYNC_HOOKS_DONE = 6,
     SYNC_READY = 7,
     SYNC_ERROR = 8,
+    SYNC_PTY = 9,
 };
 
 struct oci_msg {

@@ -28,6 +28,7 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
@@ -63,6 +64,21 @@ static void send_msg(int type, int value, const char *text)
         memcpy(buf + sizeof m, text, n);
     while (send(sync_fd, buf, sizeof m + n, MSG_NOSIGNAL) < 0 && errno == EINTR)
         ;
+}
+
+/* Send a message carrying one fd (SCM_RIGHTS). */
+static int send_fd(int type, int fd)
+{
+    struct oci_msg m = {.type = type, .value = fd};
+    struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
+    char ctl[CMSG_SPACE(sizeof(int))] = {0};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(sync_fd, &mh, MSG_NOSIGNAL) < 0 ? -1 : 0;
 }
 
 /* Report a one-line error to the parent and end this child. */
@@ -341,8 +357,56 @@ static void run_op(int root, const struct oci_op *op)
 
 /* ---- the container init, between the parent's go-ahead and execve -------------------------- */
 
-static void setup_rootfs(const struct oci_plan *p)
+/* A pty from the container's own devpts instance (its /dev/ptmx, resolved inside root).
+ * The slave is opened from the master (TIOCGPTPEER), never by a path the container controls.
+ * The master goes to the parent; returns the slave. */
+static int open_pty(int root, const struct oci_plan *p)
 {
+    int master = open_in_root(root, "/dev/ptmx", O_RDWR | O_NOCTTY);
+    int unlock = 0;
+    if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) < 0)
+        die("process.terminal: open /dev/ptmx in the container");
+    int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0)
+        die("process.terminal: open the pty slave");
+    struct winsize ws = {.ws_row = p->rows, .ws_col = p->cols};
+    if ((p->rows || p->cols) && ioctl(slave, TIOCSWINSZ, &ws) < 0)
+        die("process.consoleSize");
+    if (send_fd(SYNC_PTY, master) < 0)
+        die("process.terminal: send the pty master");
+    close(master);
+    return slave;
+}
+
+/* /dev/console becomes the init's pty, bound through fds: no path the container could swap. */
+static void bind_console(int root, int slave)
+{
+    char src[64], dst[64];
+    int target = mkpath_in_root(root, "/dev/console", 0);
+    if (target < 0)
+        die("process.terminal: create /dev/console");
+    fd_path(slave, src, sizeof src);
+    fd_path(target, dst, sizeof dst);
+    if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+        die("process.terminal: bind the pty on /dev/console");
+    close(target);
+}
+
+/* Make the pty slave the controlling terminal and stdio of a new session. */
+static void take_terminal(int slave)
+{
+    if (setsid() < 0 || ioctl(slave, TIOCSCTTY, 0) < 0)
+        die("process.terminal: make the pty the controlling terminal");
+    for (int fd = 0; fd < 3; fd++)
+        if (dup2(slave, fd) < 0)
+            die("process.terminal: dup the pty onto stdio");
+    if (slave > 2)
+        close(slave);
+}
+
+static int setup_rootfs(const struct oci_plan *p)
+{
+    int slave = -1;
     if (mount(NULL, "/", NULL, p->root_propagation, NULL) < 0)
         die("linux.rootfsPropagation: make / %lx", p->root_propagation);
     /* pivot_root needs the new root to be a mount point whose parent is not shared. */
@@ -355,6 +419,10 @@ static void setup_rootfs(const struct oci_plan *p)
         die("root.path %s", p->rootfs);
     for (int i = 0; i < p->nops; i++)
         run_op(root, &p->ops[i]);
+    if (p->terminal) {
+        slave = open_pty(root, p);
+        bind_console(root, slave);
+    }
 
     if (p->hooks_point) {
         send_msg(SYNC_HOOKS, 0, NULL);
@@ -383,6 +451,7 @@ static void setup_rootfs(const struct oci_plan *p)
         if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) < 0)
             die("root.readonly: remount / read-only");
     }
+    return slave;
 }
 
 static void loopback_up(void)
@@ -482,16 +551,21 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     expect(SYNC_CGROUP_DONE);
     if (p->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
         die("linux.namespaces: cgroup");
-    if (p->oom_score_adj)
-        write_file("/proc/self/oom_score_adj", p->oom_score_adj, "process.oomScoreAdj");
     if (p->new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
         die("join a new session keyring");
     /* The host's procfs, kept to reopen the exec fifo once the host is out of sight. */
-    int hostproc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (hostproc < 0)
+    int hostproc = p->exec_fifo_fd < 0 ? -1 : open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (p->exec_fifo_fd >= 0 && hostproc < 0)
         die("open /proc");
 
-    setup_rootfs(p);
+    int slave = -1;
+    if (p->rootfs) {
+        slave = setup_rootfs(p);
+    } else if (p->terminal) {
+        int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        slave = open_pty(root, p);
+        close(root);
+    }
 
     if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0)
         die("hostname");
@@ -505,6 +579,8 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
             die("process.rlimits: %s (soft %llu, hard %llu)", p->rlimits[i].name,
                 p->rlimits[i].soft, p->rlimits[i].hard);
     }
+    if (slave >= 0)
+        take_terminal(slave);
     set_credentials(p);
     if (chdir(p->cwd) < 0)
         die("process.cwd %s", p->cwd);
@@ -530,7 +606,8 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
             _exit(127);
         close(fifo);
     }
-    close(hostproc);
+    if (hostproc >= 0)
+        close(hostproc);
     /* Python ignores SIGPIPE and SIGXFSZ; ignored signals would survive execve. */
     for (int sig = 1; sig < NSIG; sig++)
         signal(sig, SIG_DFL);
@@ -565,6 +642,11 @@ __attribute__((noreturn)) static void stage1(const struct oci_plan *p)
     if (p->timens_offsets)
         write_file("/proc/self/timens_offsets", p->timens_offsets, "linux.timeOffsets");
 
+    /* From here on a process of ours may be visible in the container's pid namespace: while it
+     * is still a copy of the runtime, nobody may ptrace it or open its /proc/PID/exe. execve of
+     * the container's program makes it dumpable again. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        die("make the runtime non-dumpable");
     /* The init is the parent's child, not ours, so the parent can wait for it. */
     pid_t pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
     if (pid < 0)

@@ -55,7 +55,7 @@ struct oci_plan {
     int njoins;
     const char *timens_offsets; /* text for /proc/self/timens_offsets, or NULL */
 
-    /* rootfs */
+    /* rootfs: NULL for `exec`, which joins a container whose rootfs is set up already */
     const char *rootfs;       /* absolute host path */
     unsigned long root_propagation; /* applied to / before setup (MS_SLAVE|MS_REC by default) */
     unsigned long rootfs_propagation; /* linux.rootfsPropagation, applied after pivot, or 0 */
@@ -68,7 +68,6 @@ struct oci_plan {
     const char *domainname;
     int loopback_up;          /* a new network namespace: bring lo up */
     int new_keyring;          /* join a fresh session keyring */
-    const char *oom_score_adj;/* NULL: leave as is */
 
     /* process */
     const char *const *argv;  /* NULL-terminated */
@@ -95,6 +94,11 @@ struct oci_plan {
     int preserve_fds;         /* fds 3 .. 3+n-1 stay open across execve */
     int exec_fifo_fd;         /* O_PATH fd of the exec fifo, or -1 to exec at once */
     int hooks_point;          /* stop before pivot_root so createRuntime/createContainer hooks run */
+
+    /* terminal: a pty from the container's devpts; the master goes to the parent (SYNC_PTY) */
+    int terminal;
+    unsigned short rows;
+    unsigned short cols;
 };
 
 /* Starts the container: returns the pid of the first child (>0) and the parent's end of the

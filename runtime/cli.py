@@ -18,6 +18,7 @@ commands:
   kill     send a signal to a container's init (or, with --all, to all its processes)
   delete   delete a stopped container (--force: kill it first)
   run      create and start a container, in the foreground unless --detach
+  exec     run a new process in a running container
   list     list containers
   spec     write a default config.json
 
@@ -31,7 +32,8 @@ global flags:
   --version, --help
 """
 
-# flag -> (option name, takes a value)
+# flag -> (option name, takes a value: False, True, or MANY for a repeatable flag)
+MANY = 2
 GLOBAL_FLAGS = {
     "--root": ("root", True), "--log": ("log", True), "--log-format": ("log_format", True),
     "--debug": ("debug", False), "--systemd-cgroup": ("systemd_cgroup", False),
@@ -53,6 +55,16 @@ COMMANDS = {
     "kill": ({"--all": ("all", False), "-a": ("all", False)}, ("id", "signal"), 1),
     "delete": ({"--force": ("force", False), "-f": ("force", False)}, ("id",), 1),
     "run": ({**_CREATE, "--detach": ("detach", False), "-d": ("detach", False)}, ("id",), 1),
+    "exec": ({"--process": ("process_file", True), "-p": ("process_file", True),
+              "--tty": ("tty", False), "-t": ("tty", False), "--cwd": ("cwd", True),
+              "--env": ("env", MANY), "-e": ("env", MANY), "--user": ("user", True), "-u": ("user", True),
+              "--additional-gids": ("additional_gids", MANY), "-g": ("additional_gids", MANY),
+              "--cap": ("caps", MANY), "-c": ("caps", MANY), "--no-new-privs": ("no_new_privs", False),
+              "--apparmor": ("apparmor", True), "--process-label": ("process_label", True),
+              "--preserve-fds": ("preserve_fds", True), "--detach": ("detach", False),
+              "-d": ("detach", False), "--pid-file": ("pid_file", True),
+              "--console-socket": ("console_socket", True), "--ignore-paused": ("ignore_paused", False)},
+             ("id",), 1),
     "list": ({"--format": ("format", True), "-f": ("format", True), "--quiet": ("quiet", False),
               "-q": ("quiet", False)}, (), 0),
     "spec": ({**_BUNDLE, "--rootless": ("rootless", False)}, (), 0),
@@ -90,7 +102,10 @@ def parse_flags(args: list[str], table: dict, stop_at_positional: bool) -> tuple
                 if i >= len(args):
                     raise UsageError(f"flag {name} needs a value")
                 value = args[i]
-            opts[dest] = value
+            if takes_value == MANY:
+                opts.setdefault(dest, []).append(value)
+            else:
+                opts[dest] = value
         else:
             if eq and value not in ("true", "false"):
                 raise UsageError(f"flag {name} takes true or false, not {value!r}")
@@ -119,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         if command not in COMMANDS:
             raise UsageError(f"unknown command {command!r}")
         table, names, required = COMMANDS[command]
-        opts, positional = parse_flags(args, table, stop_at_positional=False)
+        # exec: everything after the id is the command to run, flags included
+        opts, positional = parse_flags(args, table, stop_at_positional=command == "exec")
+        if command == "exec" and positional:
+            opts["args"], positional = positional[1:], positional[:1]
         if len(positional) < required:
             raise UsageError(f"{command} needs a container id")
         if len(positional) > len(names):
@@ -164,6 +182,21 @@ def dispatch(command: str, root: str, opts: dict, g: dict) -> int:
         from .run import run
 
         return run(root, cid, _create_options(opts, g), opts.get("detach", False))
+    elif command == "exec":
+        from .exec import ExecOptions, exec_process
+
+        if opts.get("apparmor") or opts.get("process_label"):
+            raise UsageError("--apparmor and --process-label are not supported yet")
+        preserve = opts.get("preserve_fds", "0")
+        if not str(preserve).isdigit():
+            raise UsageError(f"--preserve-fds must be a number, not {preserve!r}")
+        o = ExecOptions(process_file=opts.get("process_file"), args=opts.get("args"),
+                        tty=opts.get("tty", False), cwd=opts.get("cwd"), env=opts.get("env"),
+                        user=opts.get("user"), additional_gids=opts.get("additional_gids"),
+                        caps=opts.get("caps"), no_new_privs=opts.get("no_new_privs", False),
+                        preserve_fds=int(preserve), detach=opts.get("detach", False),
+                        pid_file=opts.get("pid_file"), console_socket=opts.get("console_socket"))
+        return exec_process(root, cid, o)
     elif command == "start":
         from .lifecycle import start
 

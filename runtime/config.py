@@ -64,7 +64,7 @@ class Config(Record):
     __slots__ = ("oci_version", "bundle", "rootfs", "readonly_root", "process", "hostname",
                  "domainname", "mounts", "hooks", "annotations", "namespaces", "uid_mappings",
                  "gid_mappings", "devices", "cgroups_path", "resources", "rootfs_propagation",
-                 "masked_paths", "readonly_paths", "time_offsets", "sysctl", "seccomp")
+                 "masked_paths", "readonly_paths", "time_offsets", "sysctl", "seccomp", "process_doc")
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -100,7 +100,7 @@ def _convert(doc: dict, bundle: str) -> Config:
     if not os.path.isdir(rootfs):
         raise ConfigError(f"rootfs {rootfs} does not exist or is not a directory", "root.path")
 
-    process = _process(doc.get("process"))
+    process = convert_process(doc.get("process"))
     namespaces = _namespaces(linux.get("namespaces") or [])
     uid_maps = [_mapping(m) for m in linux.get("uidMappings") or []]
     gid_maps = [_mapping(m) for m in linux.get("gidMappings") or []]
@@ -142,31 +142,33 @@ def _convert(doc: dict, bundle: str) -> Config:
         time_offsets=linux.get("timeOffsets") or {},
         sysctl=linux.get("sysctl") or {},
         seccomp=linux.get("seccomp"),
+        process_doc=doc["process"],
     )
 
 
-def _process(p: dict | None) -> Process:
+def convert_process(p: dict | None, where: str = "process") -> Process:
+    """A config.json `process` object (also `exec --process FILE`) as a Process."""
     if p is None:
-        raise ConfigError("is required to create a container", "process")
+        raise ConfigError("is required to create a container", where)
     if not p.get("args"):
-        raise ConfigError("must name the program to run", "process.args")
+        raise ConfigError("must name the program to run", f"{where}.args")
     cwd = p.get("cwd") or "/"
     if not cwd.startswith("/"):
-        raise ConfigError(f"{cwd!r} is not an absolute path", "process.cwd")
+        raise ConfigError(f"{cwd!r} is not an absolute path", f"{where}.cwd")
     u = p.get("user") or {}
     rlimits = []
     for i, r in enumerate(p.get("rlimits") or []):
         if r["type"] not in kernel.RLIMITS:
-            raise ConfigError(f"unknown rlimit {r['type']!r}", f"process.rlimits[{i}].type")
+            raise ConfigError(f"unknown rlimit {r['type']!r}", f"{where}.rlimits[{i}].type")
         if r["soft"] > r["hard"]:
-            raise ConfigError("soft limit is above the hard limit", f"process.rlimits[{i}]")
+            raise ConfigError("soft limit is above the hard limit", f"{where}.rlimits[{i}]")
         rlimits.append(Rlimit(name=r["type"], resource=kernel.RLIMITS[r["type"]], soft=r["soft"], hard=r["hard"]))
     caps = p.get("capabilities")
     if caps is not None:
         for kind, names in caps.items():
             for j, name in enumerate(names or []):
                 if name not in kernel.CAPABILITIES:
-                    raise ConfigError(f"unknown capability {name!r}", f"process.capabilities.{kind}[{j}]")
+                    raise ConfigError(f"unknown capability {name!r}", f"{where}.capabilities.{kind}[{j}]")
     size = p.get("consoleSize")
     return Process(
         terminal=bool(p.get("terminal")),

@@ -19,8 +19,13 @@ class OciError(Exception):
 class ConfigError(OciError):
     """config.json is missing, unreadable, or violates the schema or a semantic rule.
 
-    `where` is the JSON path of the field at fault, e.g. `process.args` or `mounts[2].destination`.
+    `where` is the JSON path of the field at fault, e.g. `process.args` or `mounts[2].destination`;
+    `file` the document it is in.
     """
 
+    def __init__(self, message: str, where: str | None = None, file: str = "config.json"):
+        super().__init__(message, where)
+        self.file = file
+
     def __str__(self) -> str:
-        return f"config.json: {self.where}: {self.message}" if self.where else f"config.json: {self.message}"
+        return f"{self.file}: {self.where}: {self.message}" if self.where else f"{self.file}: {self.message}"

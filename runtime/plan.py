@@ -159,6 +159,47 @@ class Plan:
         self._keep.append(arr)
         return arr
 
+    def set_joins(self, joins: list[tuple[str, int]], fds: list[int], where: str) -> None:
+        """Namespaces to join, in order: (nsfs path, CLONE_NEW* type). Opened fds go into fds."""
+        arr = self.array("struct oci_ns_join", len(joins))
+        for i, (path, ns_type) in enumerate(joins):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise ConfigError(f"open {path}: {e.strerror}", where) from None
+            fds.append(fd)
+            arr[i].fd, arr[i].type = fd, ns_type
+        self.c.joins, self.c.njoins = arr, len(joins)
+
+    def set_process(self, proc) -> None:
+        """The process fields: program, environment, user, limits, capabilities, terminal."""
+        c = self.c
+        c.argv, c.envp, c.cwd = self.strv(proc.args), self.strv(proc.env), self.str(proc.cwd)
+        u = proc.user
+        c.uid, c.gid = u.uid, u.gid
+        groups = self.array("unsigned int", len(u.additional_gids))
+        for i, g in enumerate(u.additional_gids):
+            groups[i] = g
+        c.groups, c.ngroups, c.set_groups = groups, len(u.additional_gids), 1
+        c.umask = -1 if u.umask is None else u.umask
+        rl = self.array("struct oci_rlimit", len(proc.rlimits))
+        for i, r in enumerate(proc.rlimits):
+            rl[i].resource, rl[i].soft, rl[i].hard, rl[i].name = r.resource, r.soft, r.hard, self.str(r.name)
+        c.rlimits, c.nrlimits = rl, len(proc.rlimits)
+        c.no_new_privs = int(proc.no_new_privileges)
+        caps = proc.capabilities
+        if caps is not None:
+            c.set_caps = 1
+            c.cap_bounding = capability_mask(caps.get("bounding"))
+            c.cap_effective = capability_mask(caps.get("effective"))
+            c.cap_permitted = capability_mask(caps.get("permitted"))
+            c.cap_inheritable = capability_mask(caps.get("inheritable"))
+            c.cap_ambient = capability_mask(caps.get("ambient"))
+            c.last_cap = _LAST_CAP
+        c.terminal = int(proc.terminal)
+        if proc.console_size:
+            c.rows, c.cols = proc.console_size
+
     def set_ops(self, ops: list[Op]) -> None:
         arr = self.array("struct oci_op", len(ops))
         for i, op in enumerate(ops):

@@ -1,17 +1,22 @@
 """`run`: create, start, and in the foreground wait for the init and delete the container.
 
 The init is ocirun's own child (the trampoline clones it with CLONE_PARENT), so waitpid gives
-its exit status; signals sent to ocirun are passed on to it meanwhile.
+its exit status; signals sent to ocirun are passed on to it meanwhile. With a terminal and no
+--console-socket, ocirun proxies the pty itself.
 """
 import os
 
 from . import lifecycle
 from .create import Options, create
+from .exec import exit_code
 
 FORWARDED = (1, 2, 3, 10, 12, 15, 28)  # HUP INT QUIT USR1 USR2 TERM WINCH
 
 
 def run(root: str, container_id: str, opts: Options, detach: bool) -> int:
+    masters: list[int] = []
+    if not opts.console_socket and not detach:
+        opts.on_pty = masters.append
     c = create(root, container_id, opts)
     try:
         lifecycle.start(root, container_id)
@@ -20,22 +25,31 @@ def run(root: str, container_id: str, opts: Options, detach: bool) -> int:
         raise
     if detach:
         return 0
+    if masters:
+        from .console import Proxy
+
+        with Proxy(masters[0]) as proxy:
+            status = proxy.pump(c.pid)
+    else:
+        status = wait_forwarding(c.pid)
+    lifecycle.delete(root, container_id, force=True)
+    return exit_code(status)
+
+
+def wait_forwarding(pid: int) -> int:
+    """Wait for our child pid, passing on the signals we get; returns its wait status."""
     import _signal
 
     def forward(signum, frame):
-        lifecycle.signal_pid(c, signum)
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
     for sig in FORWARDED:
         _signal.signal(sig, forward)
-    while True:
-        try:
-            _, status = os.waitpid(c.pid, 0)
-            break
-        except InterruptedError:
-            continue
-    for sig in FORWARDED:
-        _signal.signal(sig, _signal.SIG_DFL)
-    lifecycle.delete(root, container_id, force=True)
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+    try:
+        return os.waitpid(pid, 0)[1]
+    finally:
+        for sig in FORWARDED:
+            _signal.signal(sig, _signal.SIG_DFL)

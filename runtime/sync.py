@@ -13,16 +13,35 @@ HOOKS = 5
 HOOKS_DONE = 6
 READY = 7
 ERROR = 8
+PTY = 9
 EOF = 0  # what recv returns when every child has closed its end: they died
 
 
-def recv(sock: int) -> tuple[int, int, str]:
-    data = os.read(sock, 2048)
+def recv(sock: int, with_fds: bool = False) -> tuple[int, int, str]:
+    """One message. With with_fds, a passed fd (PTY) comes back as the value."""
+    if with_fds:
+        data, fd = _recv_fd(sock)
+    else:
+        data, fd = os.read(sock, 2048), None
     if len(data) < 8:
         return EOF, 0, ""
     kind = int.from_bytes(data[0:4], "little")
     value = int.from_bytes(data[4:8], "little", signed=True)
-    return kind, value, data[8:].decode(errors="replace")
+    return kind, fd if fd is not None else value, data[8:].decode(errors="replace")
+
+
+def _recv_fd(sock: int) -> tuple[bytes, int | None]:
+    import socket
+
+    s = socket.socket(fileno=sock)
+    try:
+        data, ancillary, _, _ = s.recvmsg(2048, socket.CMSG_SPACE(4))
+    finally:
+        s.detach()
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            return data, int.from_bytes(payload[:4], "little")
+    return data, None
 
 
 def send(sock: int, kind: int, value: int = 0) -> None:

@@ -1,0 +1,135 @@
+"""`exec`: a new process in a running container.
+
+The process joins every namespace of the container's init (the user namespace first) in the
+trampoline's stage 1, then its cgroup, and gets the process settings of config.json (or of
+--process FILE) with the command-line overrides runc has. It uses the same trampoline and the
+same sync exchange as `create`, with no rootfs to set up and no fifo to wait on.
+"""
+import os
+
+from . import config, console, jsonio, kernel, state
+from .errors import ConfigError, OciError
+from .plan import Plan
+from .spawn import Spawn
+
+
+class ExecOptions:
+    __slots__ = ("process_file", "args", "tty", "cwd", "env", "user", "additional_gids", "caps",
+                 "no_new_privs", "preserve_fds", "detach", "pid_file", "console_socket")
+
+    def __init__(self, **values):
+        for name in self.__slots__:
+            setattr(self, name, values.get(name))
+
+
+def process_doc(c: state.Container, o: ExecOptions) -> tuple[dict, str]:
+    """The process to run, and the name of the document it came from (for errors)."""
+    if o.process_file:
+        return jsonio.load_file(o.process_file), o.process_file
+    if not o.args:
+        raise OciError("exec needs --process FILE or a command", c.id)
+    doc = dict(c.private["process"])
+    doc["args"] = list(o.args)
+    doc["terminal"] = bool(o.tty)
+    doc.pop("consoleSize", None)
+    if o.cwd:
+        doc["cwd"] = o.cwd
+    if o.env:
+        doc["env"] = list(doc.get("env") or []) + list(o.env)
+    if o.no_new_privs:
+        doc["noNewPrivileges"] = True
+    user = dict(doc.get("user") or {})
+    if o.user:
+        uid, _, gid = o.user.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise OciError(f"--user takes UID[:GID] as numbers, not {o.user!r}")
+        user["uid"], user["gid"] = int(uid), int(gid or 0)
+    if o.additional_gids:
+        user["additionalGids"] = [int(g) for g in o.additional_gids]
+    doc["user"] = user
+    if o.caps:
+        caps = {k: list(v) for k, v in (doc.get("capabilities") or {}).items()}
+        for cap in o.caps:
+            name = cap if cap.startswith("CAP_") else "CAP_" + cap.upper()
+            for kind in ("bounding", "effective", "permitted", "ambient"):
+                caps.setdefault(kind, [])
+                if name not in caps[kind]:
+                    caps[kind].append(name)
+        doc["capabilities"] = caps
+    return doc, "exec"
+
+
+def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
+    c = state.load(root, container_id)
+    status = c.status()
+    if status != "running":
+        raise OciError(f"cannot exec in a container that is {status}", container_id)
+    doc, source = process_doc(c, o)
+    from .schema import check_config
+
+    try:
+        check_config({"ociVersion": c.data["ociVersion"], "root": {"path": "/"}, "process": doc})
+        proc = config.convert_process(doc)
+    except ConfigError as e:
+        raise ConfigError(e.message, e.where, file=source) from None
+    if proc.terminal and o.console_socket:
+        console.check_socket(o.console_socket)
+    if proc.terminal and o.detach and not o.console_socket:
+        raise OciError("a detached exec with a terminal needs --console-socket")
+
+    from ._trampoline import ffi
+
+    fds: list[int] = []
+    masters: list[int] = []
+    spawn = None
+    try:
+        p = Plan(ffi)
+        p.set_joins(_namespaces_of(c.pid), fds, container_id)
+        p.set_process(proc)
+        p.c.preserve_fds = int(o.preserve_fds or 0)
+        p.c.exec_fifo_fd = -1
+        spawn = Spawn(p, c.private["cgroup_dirs"],
+                      on_pty=lambda fd: console.hand_over(fd, o.console_socket, masters.append))
+        pid = spawn.run()
+        if o.pid_file:
+            from .create import _write_pid_file
+
+            _write_pid_file(o.pid_file, pid)
+    except BaseException:
+        if spawn is not None:
+            spawn.kill()
+        for fd in masters:
+            os.close(fd)
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
+    if o.detach:
+        return 0
+    if masters:
+        with console.Proxy(masters[0]) as proxy:
+            status = proxy.pump(pid)
+    else:
+        from .run import wait_forwarding
+
+        status = wait_forwarding(pid)
+    return exit_code(status)
+
+
+def exit_code(status: int) -> int:
+    return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def _namespaces_of(pid: int) -> list[tuple[str, int]]:
+    """Every namespace of pid that differs from ours, the user namespace first."""
+    joins = []
+    for ns_type in ("user", "pid", "network", "mount", "ipc", "uts", "cgroup", "time"):
+        flag, name = kernel.NAMESPACES[ns_type]
+        path = f"/proc/{pid}/ns/{name}"
+        try:
+            if os.readlink(path) == os.readlink(f"/proc/self/ns/{name}"):
+                continue
+        except FileNotFoundError:
+            continue  # a namespace type this kernel lacks
+        joins.append((path, flag))
+    return joins

@@ -1,0 +1,88 @@
+"""The parent's half of a trampoline run, shared by `create` and `exec`.
+
+`Spawn` starts oci_spawn() with a built plan and answers the children over the sync socket
+(the exchange is drawn in csrc/sync.h): it writes the id maps, writes oom_score_adj and joins
+the cgroup once it knows the pid, takes the pty master, and runs the create hooks. If anything
+fails, `kill()` leaves no process of the run behind.
+"""
+import os
+
+from . import cgroups, sync
+from .errors import OciError
+
+
+class Spawn:
+    def __init__(self, plan, cgroup_dirs, id_maps=None, oom_score_adj=None, on_pty=None, on_hooks=None):
+        self.plan, self.cgroup_dirs, self.id_maps = plan, cgroup_dirs, id_maps
+        self.oom_score_adj, self.on_pty, self.on_hooks = oom_score_adj, on_pty, on_hooks
+        self.stage1 = self.pid = None
+
+    def run(self) -> int:
+        """Returns the pid of the process, ready (waiting on the exec fifo, or exec'd)."""
+        from ._trampoline import ffi, lib
+
+        sock_out = ffi.new("int *")
+        r = lib.oci_spawn(self.plan.c, sock_out)
+        if r < 0:
+            raise OciError(f"clone: {os.strerror(-r)}")
+        self.stage1 = r
+        sock = sock_out[0]
+        try:
+            self._converse(sock)
+        finally:
+            os.close(sock)
+        return self.pid
+
+    def _converse(self, sock: int) -> None:
+        with_fds = bool(self.plan.c.terminal)
+        while True:
+            kind, value, text = sync.recv(sock, with_fds)
+            if kind == sync.USERNS_READY:
+                self._write_id_maps(self.stage1)
+                sync.send(sock, sync.USERNS_DONE)
+            elif kind == sync.INIT_PID:
+                self.pid = value
+                self._reap_stage1()
+                if self.oom_score_adj is not None:
+                    _write_proc(value, "oom_score_adj", str(self.oom_score_adj), "process.oomScoreAdj")
+                cgroups.join(self.cgroup_dirs, value)
+                sync.send(sock, sync.CGROUP_DONE)
+            elif kind == sync.PTY:
+                self.on_pty(value)
+            elif kind == sync.HOOKS:
+                self.on_hooks(self.pid)
+                sync.send(sock, sync.HOOKS_DONE)
+            elif kind == sync.READY:
+                return
+            elif kind == sync.ERROR:
+                raise OciError(text)
+            else:
+                raise OciError("the container process exited during setup")
+
+    def _reap_stage1(self) -> None:
+        if self.stage1:
+            os.waitpid(self.stage1, 0)
+            self.stage1 = None
+
+    def _write_id_maps(self, pid: int) -> None:
+        for name, maps, where in zip(("uid_map", "gid_map"), self.id_maps, ("linux.uidMappings", "linux.gidMappings")):
+            text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+            _write_proc(pid, name, text, where)
+
+    def kill(self) -> None:
+        """Undo a half-done run: no process of it may survive."""
+        for pid in (self.pid, self.stage1):
+            if pid:
+                try:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+
+
+def _write_proc(pid: int, name: str, text: str, where: str) -> None:
+    try:
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write(text)
+    except OSError as e:
+        raise OciError(f"write /proc/{pid}/{name}: {e.strerror}", where) from None
