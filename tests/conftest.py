@@ -11,8 +11,8 @@ Fixtures
                 also rt.popen, rt.state, rt.wait_status, rt.out, rt.expect_error, rt.cgroup_dirs
   bundle        factory: bundle(args=None, patch=None, *, name=None, **overrides) -> Path
   unique_id     one fresh container id; new_id() makes more
-  run_in        run_in(args, *, patch=None, check=True, input=None, **overrides): one foreground
-                `run` of a fresh bundle -> CompletedProcess
+  run_in        run_in(args, patch=None, *, check=True, input=None, timeout=30, **overrides):
+                one foreground `run` of a fresh bundle -> CompletedProcess
   leak_guard    autouse: snapshot before each test; after it, no new host mount, cgroup directory,
                 process, fifo, or container state directory of this test may remain. A passing
                 test is checked before teardown (it must delete its containers itself); then
@@ -78,6 +78,15 @@ def pytest_configure(config):
         libc.prctl(36, 1, 0, 0, 0)
 
 
+# Tests that use any of these drive real containers; the rest (unit tests) need neither root
+# nor a runtime binary, and the leak guard leaves them alone.
+INTEGRATION_FIXTURES = {"rt", "run_in", "bundle", "unique_id", "new_id", "state_root", "runtime_bin"}
+
+
+def _is_integration(fixturenames) -> bool:
+    return bool(INTEGRATION_FIXTURES & set(fixturenames))
+
+
 def pytest_collection_modifyitems(config, items):
     reason = None
     if os.geteuid() != 0:
@@ -86,7 +95,8 @@ def pytest_collection_modifyitems(config, items):
         reason = f"{busybox_bundle.BUSYBOX} missing: install busybox-static (scripts/setup does)"
     if reason:
         for item in items:
-            item.add_marker(pytest.mark.skip(reason=reason))
+            if _is_integration(getattr(item, "fixturenames", ())):
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -187,7 +197,8 @@ def _descendants(procs: dict[int, dict], root: int) -> set[int]:
 
 
 def _fifo_roots(ctx) -> list[tuple[str, int]]:
-    return [(str(ctx.state_root), 8), (str(ctx.tmp_path), 8), ("/run", 3), ("/tmp", 1), ("/dev/shm", 2)]
+    return [(str(ctx.state_root), 8), (str(ctx.tmp_path), 8), (str(ctx.bundles), 3),
+            ("/run", 3), ("/tmp", 1), ("/dev/shm", 2)]
 
 
 def _fifos(roots: list[tuple[str, int]]) -> set[str]:
@@ -391,13 +402,28 @@ def state_root() -> Path:
 
 
 class _Ctx:
-    def __init__(self, rt: Runtime, state_root: Path, tmp_path: Path):
-        self.rt, self.state_root, self.tmp_path = rt, state_root, tmp_path
+    def __init__(self, rt: Runtime, state_root: Path, tmp_path: Path, bundles: Path):
+        self.rt, self.state_root, self.tmp_path, self.bundles = rt, state_root, tmp_path, bundles
 
 
 @pytest.fixture
 def _ctx(runtime_bin, state_root, tmp_path) -> _Ctx:
-    return _Ctx(Runtime(runtime_bin, state_root, tmp_path), state_root, tmp_path)
+    # Bundles live outside pytest's tmp dir, whose 0700 parents a container root mapped to
+    # another host uid (a user namespace) cannot traverse.
+    bundles = Path(tempfile.mkdtemp(prefix=f"{MARK}-bundles-", dir="/tmp"))
+    os.chmod(bundles, 0o755)
+    ctx = _Ctx(Runtime(runtime_bin, state_root, tmp_path), state_root, tmp_path, bundles)
+    yield ctx
+    _rmtree_unless_mounted(bundles)
+
+
+def _rmtree_unless_mounted(path: Path) -> None:
+    """Remove a test's directory, but never through a mount left on it (the leak guard has
+    reported that): removing through a leaked bind mount would delete its source."""
+    prefix = str(path) + "/"
+    if any(line.split()[4].startswith(prefix) for line in _mounts().values()):
+        return
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -433,7 +459,7 @@ def _merge(dst: dict, src: dict) -> None:
 
 
 @pytest.fixture
-def bundle(tmp_path):
+def bundle(_ctx):
     """bundle(args=None, patch=None, *, name=None, **overrides) -> Path of a new bundle.
 
     The config starts as busybox_bundle.default_config(args) (runc's `spec`, terminal false) with
@@ -445,7 +471,7 @@ def bundle(tmp_path):
         name = name or _next("b")
         cfg = busybox_bundle.default_config(args)
         cfg["linux"]["cgroupsPath"] = name
-        path = busybox_bundle.make_bundle(tmp_path / name, config=cfg)
+        path = busybox_bundle.make_bundle(_ctx.bundles / name, config=cfg)
         _merge(cfg, overrides)
         if callable(patch):
             cfg = patch(cfg) or cfg
@@ -459,16 +485,21 @@ def bundle(tmp_path):
 
 @pytest.fixture
 def run_in(rt, bundle, new_id):
-    """run_in(args, *, patch=None, check=True, input=None, **overrides) -> CompletedProcess of a
-    foreground `run` of a fresh bundle (its exit status is the container's)."""
-    def go(args, *, patch=None, check=True, input=None, timeout=DEFAULT_TIMEOUT, **overrides):
+    """run_in(args, patch=None, *, check=True, input=None, timeout=30, **overrides) -> CompletedProcess
+    of a foreground `run` of a fresh bundle(args, patch, **overrides); its exit status is the
+    container's."""
+    def go(args, patch=None, *, check=True, input=None, timeout=DEFAULT_TIMEOUT, **overrides):
         b = bundle(args, patch, **overrides)
         return rt("run", "--bundle", b, new_id(), check=check, input=input, timeout=timeout)
     return go
 
 
 @pytest.fixture(autouse=True)
-def leak_guard(request, _ctx):
+def leak_guard(request):
+    if not _is_integration(request.fixturenames):
+        yield
+        return
+    _ctx = request.getfixturevalue("_ctx")
     rt = _ctx.rt
     me = os.getpid()
     mounts0 = _mounts()
@@ -476,7 +507,7 @@ def leak_guard(request, _ctx):
     procs0 = _procs()
     keys0 = {(pid, p["start"]) for pid, p in procs0.items()}
     fifos0 = _fifos(_fifo_roots(_ctx))
-    mine = (_ctx.tmp_path, _ctx.state_root)
+    mine = (_ctx.tmp_path, _ctx.state_root, _ctx.bundles)
 
     def leaks() -> list[str]:
         rt.reap()
