@@ -45,6 +45,12 @@ struct mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_f
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -210,7 +216,7 @@ static void do_mount(int root, const struct oci_op *op)
     fd_path(fd, where, sizeof where);
 
     if (op->flags & MS_BIND) {
-        if (mount(op->source, where, NULL, op->flags & (MS_BIND | MS_REC), NULL) < 0)
+        if (syscall(SYS_move_mount, op->source_fd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
             die("%s: mount %s on %s: bind", op->where, op->source, op->target);
         close(fd);
         /* Options of a bind mount only take effect on a remount of the new mount. */
@@ -621,8 +627,27 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
 
 /* ---- stage 1: namespaces ---------------------------------------------------------------- */
 
-__attribute__((noreturn)) static void stage1(const struct oci_plan *p)
+/* Open, as host root and before any namespace changes, what the init will need from the host. */
+static void open_host_paths(struct oci_plan *p)
 {
+    if (!p->rootfs)
+        return;
+    /* Bind sources become detached copies of their trees, taken by host root in the host's
+     * mount namespace: the init attaches them without ever resolving a host path itself. */
+    for (int i = 0; i < p->nops; i++) {
+        struct oci_op *op = &p->ops[i];
+        if (op->kind == OCI_OP_MOUNT && (op->flags & MS_BIND) && op->source) {
+            int rec = op->flags & MS_REC ? AT_RECURSIVE : 0;
+            op->source_fd = syscall(SYS_open_tree, AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+            if (op->source_fd < 0)
+                die("%s: bind source %s", op->where, op->source);
+        }
+    }
+}
+
+__attribute__((noreturn)) static void stage1(struct oci_plan *p)
+{
+    open_host_paths(p);
     /* Joined namespaces first, the user namespace before the rest (the plan orders them). */
     for (int i = 0; i < p->njoins; i++)
         if (setns(p->joins[i].fd, p->joins[i].type) < 0)
@@ -682,7 +707,7 @@ int oci_spawn(const struct oci_plan *plan, int *parent_fd)
         sync_fd = sv[1];
         /* Die with the parent rather than run on alone. */
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        stage1(plan);
+        stage1((struct oci_plan *)plan); /* our own copy of the plan, after clone */
     }
     close(sv[1]);
     *parent_fd = sv[0];
