@@ -13,7 +13,7 @@
  *                                   clone(CLONE_PARENT) ────────▶ (waits)
  *                    ◀───────────── SYNC_INIT_PID(pid), exits
  *   reap stage 1, join cgroups
- *   SYNC_CGROUP_DONE ────────────────────────────────────────▶   unshare(cgroup ns), mounts, devices
+ *   SYNC_CGROUP_DONE(host pid) ──────────────────────────────▶   unshare(cgroup ns), mounts, devices
  *                    ◀────────────────────────────────────────   SYNC_HOOKS   (only if asked)
  *   createRuntime/createContainer hooks
  *   SYNC_HOOKS_DONE  ────────────────────────────────────────▶   pivot_root, hostname, rlimits, user,

@@ -102,8 +102,9 @@ __attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt,
     _exit(1);
 }
 
-/* Wait for one message of the expected type from the parent; anything else ends the child. */
-static void expect(int type)
+/* Wait for one message of the expected type from the parent and return its value;
+ * anything else ends the child. */
+static int expect(int type)
 {
     struct oci_msg m;
     ssize_t n;
@@ -111,6 +112,7 @@ static void expect(int type)
         ;
     if (n != sizeof m || (int)m.type != type)
         _exit(1); /* the parent has gone away or given up: nothing to report to */
+    return m.value;
 }
 
 /* ---- paths inside the rootfs ------------------------------------------------------------ */
@@ -552,9 +554,50 @@ static void write_file(const char *path, const char *text, const char *what)
     close(fd);
 }
 
+/* startContainer hooks, run by the init once released, as the spec asks: in the container.
+ * A hook that fails or times out ends the init before execve, so `start` fails. */
+static void run_start_hooks(const struct oci_plan *p, int host_pid)
+{
+    for (int i = 0; i < p->nstart_hooks; i++) {
+        const struct oci_hook *h = &p->start_hooks[i];
+        int in[2];
+        if (pipe2(in, O_CLOEXEC) < 0)
+            _exit(127);
+        pid_t pid = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
+        if (pid == 0) {
+            dup2(in[0], 0);
+            execve(h->path, (char *const *)h->argv, (char *const *)h->envp);
+            dprintf(2, "ocirun: hooks.startContainer[%d]: exec %s: %s\n", i, h->path, strerror(errno));
+            _exit(127);
+        }
+        close(in[0]);
+        dprintf(in[1], "%s%d%s", p->state_head, host_pid, p->state_tail);
+        close(in[1]);
+        int status = 0;
+        for (long waited_ms = 0;; waited_ms += 5) {
+            pid_t r = waitpid(pid, &status, WNOHANG);
+            if (r == pid)
+                break;
+            if (r < 0 && errno != EINTR)
+                _exit(127);
+            if (h->timeout > 0 && waited_ms >= h->timeout * 1000L) {
+                kill(pid, SIGKILL);
+                waitpid(pid, &status, 0);
+                dprintf(2, "ocirun: hooks.startContainer[%d]: %s timed out after %ds\n", i, h->path, h->timeout);
+                _exit(127);
+            }
+            usleep(5000);
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+            dprintf(2, "ocirun: hooks.startContainer[%d]: %s failed\n", i, h->path);
+            _exit(127);
+        }
+    }
+}
+
 __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
 {
-    expect(SYNC_CGROUP_DONE);
+    int host_pid = expect(SYNC_CGROUP_DONE);
     if (p->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
         die("linux.namespaces: cgroup");
     if (p->new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
@@ -608,7 +651,10 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
         snprintf(name, sizeof name, "self/fd/%d", p->exec_fifo_fd);
         /* Blocks until `start` opens the fifo for reading. */
         int fifo = openat(hostproc, name, O_WRONLY | O_CLOEXEC);
-        if (fifo < 0 || write(fifo, "0", 1) != 1)
+        if (fifo < 0)
+            _exit(127);
+        run_start_hooks(p, host_pid);
+        if (write(fifo, "0", 1) != 1)
             _exit(127);
         close(fifo);
     }

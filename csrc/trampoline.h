@@ -48,6 +48,13 @@ struct oci_rlimit {
     const char *name;         /* for error messages */
 };
 
+struct oci_hook {
+    const char *path;
+    const char *const *argv;  /* NULL-terminated */
+    const char *const *envp;  /* NULL-terminated */
+    int timeout;              /* seconds, 0 for none */
+};
+
 struct oci_plan {
     /* namespaces */
     int unshare_flags;        /* CLONE_NEW* to create, except CLONE_NEWCGROUP */
@@ -95,6 +102,13 @@ struct oci_plan {
     int preserve_fds;         /* fds 3 .. 3+n-1 stay open across execve */
     int exec_fifo_fd;         /* O_PATH fd of the exec fifo, or -1 to exec at once */
     int hooks_point;          /* stop before pivot_root so createRuntime/createContainer hooks run */
+
+    /* startContainer hooks: run in the container after `start`, before execve; each gets the
+     * state JSON state_head + host pid + state_tail on stdin */
+    struct oci_hook *start_hooks;
+    int nstart_hooks;
+    const char *state_head;
+    const char *state_tail;
 
     /* terminal: a pty from the container's devpts; the master goes to the parent (SYNC_PTY) */
     int terminal;

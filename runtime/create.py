@@ -72,11 +72,16 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         c.save()
         if opts.pid_file:
             _write_pid_file(opts.pid_file, pid)
-    except BaseException:
+    except BaseException as e:
         if spawn is not None:
             spawn.kill()
         cgroups.remove(made_cgroups)
         state.remove(c)
+        if isinstance(e, hooks.HookError):
+            # The spec's rule: the container is stopped and the lifecycle goes on at delete.
+            doc = {"ociVersion": cfg.oci_version, "id": container_id, "status": "stopped",
+                   "bundle": cfg.bundle, "annotations": cfg.annotations}
+            hooks.warn_on_failure("poststop", [hooks.as_dict(h) for h in cfg.hooks["poststop"]], doc)
         raise
     finally:
         for fd in fds:
@@ -131,4 +136,5 @@ def build_plan(cfg, opts, container, cgroup_dirs, found, fds: list[int]) -> Plan
     fds.append(fifo_fd)
     c.exec_fifo_fd = fifo_fd
     c.hooks_point = int(hooks.has_create_hooks(cfg.hooks))
+    hooks.set_start_hooks(p, cfg, container.id)
     return p

@@ -1,7 +1,8 @@
 """OCI hooks (config.md, "POSIX-platform Hooks"): each gets the container state on stdin.
 
 prestart and createRuntime run in the runtime's namespaces, createContainer in the container's
-mount namespace, all before pivot_root; poststart after `start`, poststop at `delete`.
+mount namespace, all before pivot_root; startContainer in the container, run by the init itself
+(csrc/trampoline.c) once `start` releases it; poststart after `start`, poststop at `delete`.
 A hook that fails or outlives its timeout fails the step it belongs to.
 """
 import os
@@ -10,14 +11,36 @@ from . import jsonio, kernel
 from .errors import OciError
 
 CREATE_PHASES = ("prestart", "createRuntime", "createContainer")
-STORED_PHASES = ("startContainer", "poststart", "poststop")
+STORED_PHASES = ("poststart", "poststop")
+
+
+class HookError(OciError):
+    """A hook failed: the step it belongs to fails with it."""
+
+
+def as_dict(h) -> dict:
+    return {"path": h.path, "args": h.args, "env": h.env, "timeout": h.timeout}
 
 
 def to_state(hooks: dict) -> dict:
     """The hooks that later commands run, as plain data for state.json."""
-    return {phase: [{"path": h.path, "args": h.args, "env": h.env, "timeout": h.timeout}
-                    for h in hooks.get(phase, [])]
-            for phase in STORED_PHASES if hooks.get(phase)}
+    return {phase: [as_dict(h) for h in hooks.get(phase, [])] for phase in STORED_PHASES if hooks.get(phase)}
+
+
+def set_start_hooks(plan, cfg, container_id: str) -> None:
+    """startContainer hooks into the plan, with the state they get on stdin around the pid."""
+    items = cfg.hooks.get("startContainer", [])
+    if not items:
+        return
+    arr = plan.array("struct oci_hook", len(items))
+    for i, h in enumerate(items):
+        arr[i].path, arr[i].argv = plan.str(h.path), plan.strv(h.args or [h.path])
+        arr[i].envp, arr[i].timeout = plan.strv(h.env), h.timeout or 0
+    plan.c.start_hooks, plan.c.nstart_hooks = arr, len(items)
+    doc = jsonio.dumps({"ociVersion": cfg.oci_version, "id": container_id, "status": "created", "pid": 0,
+                        "bundle": cfg.bundle, "annotations": cfg.annotations})
+    head, tail = doc.split('"pid":0', 1)
+    plan.c.state_head, plan.c.state_tail = plan.str(head + '"pid":'), plan.str(tail)
 
 
 def has_create_hooks(hooks: dict) -> bool:
@@ -28,20 +51,30 @@ def run_create_hooks(cfg, container, init_pid: int) -> None:
     doc = {"ociVersion": cfg.oci_version, "id": container.id, "status": "creating", "pid": init_pid,
            "bundle": cfg.bundle, "annotations": cfg.annotations}
     for phase in CREATE_PHASES:
-        for i, h in enumerate(cfg.hooks.get(phase, [])):
-            join = init_pid if phase == "createContainer" else None
-            run_one(phase, i, h.path, h.args, h.env, h.timeout, doc, join)
+        join = init_pid if phase == "createContainer" else None
+        run_phase(phase, [as_dict(h) for h in cfg.hooks.get(phase, [])], doc, join)
 
 
-def run_stored(container, phase: str, doc: dict) -> None:
-    for i, h in enumerate(container.private.get("hooks", {}).get(phase, [])):
-        run_one(phase, i, h["path"], h["args"], h["env"], h["timeout"], doc, None)
+def run_phase(phase: str, hooks: list[dict], doc: dict, join_pid: int | None = None) -> None:
+    for i, h in enumerate(hooks):
+        run_one(f"hooks.{phase}[{i}]", h, doc, join_pid)
 
 
-def run_one(phase, index, path, args, env, timeout, doc, join_pid) -> None:
+def warn_on_failure(phase: str, hooks: list[dict], doc: dict) -> None:
+    """poststart and poststop: a failing hook is a warning, and the rest still run."""
+    from . import log
+
+    for i, h in enumerate(hooks):
+        try:
+            run_one(f"hooks.{phase}[{i}]", h, doc, None)
+        except HookError as e:
+            log.warning(str(e))
+
+
+def run_one(where: str, h: dict, doc: dict, join_pid: int | None) -> None:
     import subprocess
 
-    where = f"hooks.{phase}[{index}]"
+    path, timeout = h["path"], h["timeout"]
     preexec = None
     if join_pid:
         ns_fd = os.open(f"/proc/{join_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
@@ -52,10 +85,10 @@ def run_one(phase, index, path, args, env, timeout, doc, join_pid) -> None:
             if lib.setns(ns_fd, kernel.CLONE_NEWNS) != 0:
                 os._exit(126)
     try:
-        proc = subprocess.Popen(args or [path], executable=path, env=_env(env), stdin=subprocess.PIPE,
-                                preexec_fn=preexec, close_fds=True)
+        proc = subprocess.Popen(h["args"] or [path], executable=path, env=_env(h["env"]),
+                                stdin=subprocess.PIPE, preexec_fn=preexec, close_fds=True)
     except OSError as e:
-        raise OciError(f"run {path}: {e.strerror}", where) from None
+        raise HookError(f"run {path}: {e.strerror}", where) from None
     finally:
         if join_pid:
             os.close(ns_fd)
@@ -64,9 +97,11 @@ def run_one(phase, index, path, args, env, timeout, doc, join_pid) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        raise OciError(f"{path} timed out after {timeout}s", where) from None
+        raise HookError(f"{path} timed out after {timeout}s", where) from None
+    except BrokenPipeError:
+        proc.wait()  # a hook need not read its stdin
     if proc.returncode:
-        raise OciError(f"{path} failed with exit status {proc.returncode}", where)
+        raise HookError(f"{path} failed with exit status {proc.returncode}", where)
 
 
 def _env(items: list[str]) -> dict:

@@ -1,7 +1,7 @@
 """start, kill, delete: the light commands. None of them loads the config or the trampoline."""
 import os
 
-from . import cgroups, kernel, log, state
+from . import cgroups, kernel, state
 from .errors import OciError
 
 _POLL = 0.002
@@ -13,15 +13,11 @@ def start(root: str, container_id: str) -> state.Container:
     if status != "created":
         raise OciError(f"cannot start a container that is {status}", container_id)
     _release(c)
-    doc = c.oci_state()
-    doc["status"] = "running"
-    from . import hooks
+    stored = c.private.get("hooks", {})
+    if stored.get("poststart"):
+        from . import hooks
 
-    for phase in ("poststart",):
-        try:
-            hooks.run_stored(c, phase, doc)
-        except OciError as e:
-            log.warning(str(e))
+        hooks.warn_on_failure("poststart", stored["poststart"], c.oci_state())
     return c
 
 
@@ -93,12 +89,11 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
     cgroups.remove(c.private["cgroup_made"])
     doc = c.oci_state()
     state.remove(c)
-    from . import hooks
+    stored = c.private.get("hooks", {})
+    if stored.get("poststop"):
+        from . import hooks
 
-    try:
-        hooks.run_stored(c, "poststop", doc)
-    except OciError as e:
-        log.warning(str(e))
+        hooks.warn_on_failure("poststop", stored["poststop"], doc)
 
 
 def _thaw(dirs: list[str]) -> None:

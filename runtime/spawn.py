@@ -46,7 +46,7 @@ class Spawn:
                 if self.oom_score_adj is not None:
                     _write_proc(value, "oom_score_adj", str(self.oom_score_adj), "process.oomScoreAdj")
                 cgroups.join(self.cgroup_dirs, value)
-                sync.send(sock, sync.CGROUP_DONE)
+                sync.send(sock, sync.CGROUP_DONE, value)
             elif kind == sync.PTY:
                 self.on_pty(value)
             elif kind == sync.HOOKS:
