@@ -1,30 +1,35 @@
 /* The parent <-> child sync protocol over a SOCK_SEQPACKET socketpair.
  *
- * Every message is one packet: a struct oci_msg header, then (for SYNC_ERROR) the error text.
- * The numbers are mirrored in runtime/sync.py; a test checks the two agree.
+ * Every message is one packet: a struct oci_msg header, then (for SYNC_ERROR) the error text;
+ * SYNC_PTY carries the pty master as SCM_RIGHTS. The numbers are mirrored in runtime/sync.py,
+ * and tests/test_units.py checks the two agree.
  *
- *   parent (ocirun)                 stage-1 child                 init (stage-2 child)
- *   ---------------                 -------------                 --------------------
- *   oci_spawn: clone  ───────────▶  setns(joined namespaces)
+ *   parent (ocirun)                 stage 1                        init (or exec'd process)
+ *   ---------------                 -------                        ------------------------
+ *   oci_spawn: clone  ───────────▶  open_tree the bind sources
+ *                                   setns(joined namespaces)
  *                                   unshare(new namespaces)
  *                    ◀───────────── SYNC_USERNS_READY   (only with a new user namespace)
  *   write uid_map, gid_map
- *   SYNC_USERNS_DONE ─────────────▶ setresuid(0), timens offsets
- *                                   clone(CLONE_PARENT) ────────▶ (waits)
+ *   SYNC_USERNS_DONE ─────────────▶ setresuid(0), timens offsets,
+ *                                   non-dumpable, clone(CLONE_PARENT) ──▶ (waits)
  *                    ◀───────────── SYNC_INIT_PID(pid), exits
- *   reap stage 1, join cgroups
- *   SYNC_CGROUP_DONE(host pid) ──────────────────────────────▶   unshare(cgroup ns), mounts, devices
- *                    ◀────────────────────────────────────────   SYNC_HOOKS   (only if asked)
- *   createRuntime/createContainer hooks
- *   SYNC_HOOKS_DONE  ────────────────────────────────────────▶   pivot_root, hostname, rlimits, user,
- *                                                                caps, cwd, executable lookup
- *                    ◀────────────────────────────────────────   SYNC_READY, then blocks opening
- *   write state, exit                                            the exec fifo until `start`
+ *   reap stage 1, write oom_score_adj, join cgroups
+ *   SYNC_CGROUP_DONE(host pid) ───────────────────────────────▶  unshare(cgroup ns), mounts, devices
+ *                    ◀───────────────────────────────────────────  SYNC_PTY(master)  (only with a terminal)
+ *   pass it to --console-socket, or keep it to proxy
+ *                    ◀───────────────────────────────────────────  SYNC_HOOKS   (only with create hooks)
+ *   prestart, createRuntime, createContainer hooks
+ *   SYNC_HOOKS_DONE  ─────────────────────────────────────────▶  pivot_root, hostname, rlimits, user,
+ *                                                                 caps, cwd, executable lookup
+ *                    ◀───────────────────────────────────────────  SYNC_READY
+ *   create: write state and pid file, exit                       create: block opening the exec fifo
+ *   run/exec: wait for the process                                until `start`, startContainer hooks;
+ *                                                                 then execve
  *
  * Any child may send SYNC_ERROR instead, with a one-line message, and exit.
- * With a terminal, the init sends SYNC_PTY (the pty master as SCM_RIGHTS) before SYNC_HOOKS.
- * `exec` runs the same exchange with nothing to unshare and no rootfs: its process joins the
- * container's namespaces in stage 1 and execs right after SYNC_READY.
+ * `exec` runs the same exchange with nothing to unshare, no rootfs and no fifo: its process
+ * joins the container's namespaces in stage 1 and execs right after SYNC_READY.
  */
 #ifndef OCIRUN_SYNC_H
 #define OCIRUN_SYNC_H

@@ -335,6 +335,8 @@ static void do_readonly(int root, const struct oci_op *op)
         die("%s: %s: bind", op->where, op->target);
     close(fd);
     fd = open_in_root(root, op->target, O_PATH);
+    if (fd < 0)
+        die("%s: %s: reopen", op->where, op->target);
     fd_path(fd, where, sizeof where);
     unsigned long keep = locked_flags(where) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
     if (mount(NULL, where, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) < 0)
@@ -643,6 +645,12 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     /* Every fd but stdio and the preserved ones goes at execve. */
     if (syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         die("close_range");
+    /* Python ignores SIGPIPE and SIGXFSZ; ignored signals would survive into hooks and execve. */
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     send_msg(SYNC_READY, 0, NULL);
     close(sync_fd);
 
@@ -660,12 +668,6 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     }
     if (hostproc >= 0)
         close(hostproc);
-    /* Python ignores SIGPIPE and SIGXFSZ; ignored signals would survive execve. */
-    for (int sig = 1; sig < NSIG; sig++)
-        signal(sig, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
     execve(exe, (char *const *)p->argv, (char *const *)p->envp);
     dprintf(2, "ocirun: exec %s: %s\n", exe, strerror(errno));
     _exit(127);

@@ -21,6 +21,7 @@ commands:
   exec     run a new process in a running container
   list     list containers
   spec     write a default config.json
+  features print what this build supports on this host, as JSON
 
 global flags:
   --root DIR          state directory (default /run/ocirun)
@@ -67,6 +68,7 @@ COMMANDS = {
              ("id",), 1),
     "list": ({"--format": ("format", True), "-f": ("format", True), "--quiet": ("quiet", False),
               "-q": ("quiet", False)}, (), 0),
+    "features": ({}, (), 0),
     "spec": ({**_BUNDLE, "--rootless": ("rootless", False)}, (), 0),
 }
 
@@ -220,6 +222,11 @@ def dispatch(command: str, root: str, opts: dict, g: dict) -> int:
         delete(root, cid, opts.get("force", False))
     elif command == "list":
         _list(root, opts.get("format", "table"), opts.get("quiet", False))
+    elif command == "features":
+        from . import jsonio
+        from .features import features
+
+        print(jsonio.dumps(features(), indent=2))
     elif command == "spec":
         from .default_spec import write
 

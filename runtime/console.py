@@ -78,10 +78,17 @@ class Proxy:
 
     def pump(self, pid: int) -> int:
         """Run until the process exits; returns its wait status."""
-        import select
         import _signal
 
-        _signal.signal(28, self.resize)  # SIGWINCH
+        from .forward import Forwarding
+
+        _signal.signal(28, self.resize)  # SIGWINCH: our terminal's size goes to the pty
+        with Forwarding(pid, keep=(28,)):
+            return self._pump(pid)
+
+    def _pump(self, pid: int) -> int:
+        import select
+
         stdin_open = True
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)

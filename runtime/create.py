@@ -97,6 +97,10 @@ def _write_pid_file(path: str, pid: int) -> None:
             f.write(str(pid))
         os.rename(tmp, path)
     except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
         raise OciError(f"write pid file: {e.strerror}", path) from None
 
 

@@ -43,7 +43,9 @@ def process_doc(c: state.Container, o: ExecOptions) -> tuple[dict, str]:
         uid, _, gid = o.user.partition(":")
         if not uid.isdigit() or (gid and not gid.isdigit()):
             raise OciError(f"--user takes UID[:GID] as numbers, not {o.user!r}")
-        user["uid"], user["gid"] = int(uid), int(gid or 0)
+        user["uid"] = int(uid)
+        if gid:
+            user["gid"] = int(gid)
     if o.additional_gids:
         user["additionalGids"] = [int(g) for g in o.additional_gids]
     doc["user"] = user

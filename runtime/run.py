@@ -9,8 +9,7 @@ import os
 from . import lifecycle
 from .create import Options, create
 from .exec import exit_code
-
-FORWARDED = (1, 2, 3, 10, 12, 15, 28)  # HUP INT QUIT USR1 USR2 TERM WINCH
+from .forward import Forwarding
 
 
 def run(root: str, container_id: str, opts: Options, detach: bool) -> int:
@@ -38,18 +37,5 @@ def run(root: str, container_id: str, opts: Options, detach: bool) -> int:
 
 def wait_forwarding(pid: int) -> int:
     """Wait for our child pid, passing on the signals we get; returns its wait status."""
-    import _signal
-
-    def forward(signum, frame):
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in FORWARDED:
-        _signal.signal(sig, forward)
-    try:
+    with Forwarding(pid):
         return os.waitpid(pid, 0)[1]
-    finally:
-        for sig in FORWARDED:
-            _signal.signal(sig, _signal.SIG_DFL)

@@ -1,7 +1,7 @@
 """The parent's side of the sync protocol with the trampoline (drawn in csrc/sync.h).
 
 A message is one SOCK_SEQPACKET packet: a little-endian u32 type and i32 value, then for
-ERROR a one-line text. The numbers mirror enum oci_sync; tests/test_sync.py checks they agree.
+ERROR a one-line text. The numbers mirror enum oci_sync; tests/test_units.py checks they agree.
 """
 import os
 

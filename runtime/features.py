@@ -1,0 +1,66 @@
+"""`ocirun features`: what this build supports on this host (features.md), found out, not assumed."""
+import os
+
+from . import __version__, cgroups, kernel, mountopts
+from .config import HOOK_PHASES
+
+
+def features() -> dict:
+    found = cgroups.hierarchies()
+    versions = {h.version for h in found}
+    v1_controllers = set().union(*(h.controllers for h in found if h.version == 1))
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.3.0",
+        "hooks": list(HOOK_PHASES),
+        "mountOptions": sorted({*mountopts.FLAGS, *mountopts.PROPAGATION, *mountopts.RECURSIVE}),
+        "linux": {
+            "namespaces": [t for t, (_, name) in kernel.NAMESPACES.items() if os.path.exists(f"/proc/self/ns/{name}")],
+            "capabilities": list(kernel.CAPABILITIES[: kernel.last_cap() + 1]),
+            "cgroup": {
+                "v1": 1 in versions,
+                "v2": 2 in versions,
+                "systemd": False,
+                "systemdUser": False,
+                "rdma": "rdma" in v1_controllers or _v2_has("rdma", found),
+            },
+            "seccomp": _seccomp(),
+            "apparmor": {"enabled": _apparmor_enabled()},
+            "selinux": {"enabled": os.path.exists("/sys/fs/selinux/enforce")},
+            "intelRdt": {"enabled": _resctrl_mounted()},
+            "mountExtensions": {"idmap": {"enabled": False}},
+        },
+        "annotations": {"io.github.ocirun.version": __version__},
+    }
+
+
+def _v2_has(controller: str, found) -> bool:
+    for h in found:
+        if h.version == 2:
+            try:
+                with open(f"{h.mountpoint}/cgroup.controllers") as f:
+                    return controller in f.read().split()
+            except OSError:
+                return False
+    return False
+
+
+def _seccomp() -> dict:
+    try:
+        from .seccomp import features as seccomp_features
+    except ImportError:  # built without libseccomp
+        return {"enabled": False}
+    return seccomp_features()
+
+
+def _apparmor_enabled() -> bool:
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def _resctrl_mounted() -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(" - resctrl " in line for line in f)
