@@ -183,8 +183,11 @@ def test_linux_devices(run_in):
                                      "/dev/sub/myfifo fifo 600 0 0", "1:3", "write-ok"]
 
 
+@pytest.mark.parametrize("dangling", [False, True], ids=["target-in-rootfs", "dangling"])
 @pytest.mark.parametrize("kind", ["absolute", "relative"])
-def test_mount_destination_symlink_stays_inside_rootfs(rt, bundle, unique_id, tmp_path, kind):
+def test_mount_destination_symlink_stays_inside_rootfs(rt, bundle, unique_id, tmp_path, kind, dangling):
+    """/escape -> (a path that exists on the host); a mount at /escape/sub must resolve the link
+    in the rootfs's scope and never create or mount anything on the host."""
     outside = tmp_path / "outside"
     outside.mkdir()
     b = bundle(MOUNTINFO,
@@ -192,10 +195,18 @@ def test_mount_destination_symlink_stays_inside_rootfs(rt, bundle, unique_id, tm
                root={"readonly": False})
     target = str(outside) if kind == "absolute" else "../" * 30 + str(outside).lstrip("/")
     os.symlink(target, b / "rootfs/escape")
-    r = rt("run", "--bundle", b, unique_id)
+    inside = str(outside) + "/sub"  # the link's target taken as a path inside the rootfs
+    if not dangling:
+        (b / "rootfs" / str(outside).lstrip("/")).mkdir(parents=True)
+    r = rt("run", "--bundle", b, unique_id, check=False)
     assert not (outside / "sub").exists(), "a mount destination followed a symlink out of the rootfs"
-    # resolved in the rootfs's scope: the link's target, taken as a path inside the rootfs
-    inside = str(outside) + "/sub"
+    if dangling and r.returncode != 0:
+        # Refusing to create directories through a dangling link is fine (runc creates them):
+        # one clear error naming the mount.
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and ("/escape/sub" in lines[0] or "mounts[" in lines[0]), r.stderr
+        return
+    assert r.returncode == 0, r.stderr
     assert inside in mountinfo(r.stdout)
     assert (b / "rootfs" / inside.lstrip("/")).is_dir()
 
