@@ -208,6 +208,13 @@ def _arch_token(name, where: str) -> int:
     return token
 
 
+def _arch_name(token: int) -> str:
+    for name in SPEC_ARCHES:
+        if lib.seccomp_arch_resolve_name(name[10:].lower().encode()) == token:
+            return name
+    return hex(token)
+
+
 def _flags(names, where: str) -> int:
     if names is None:
         return 0
@@ -410,7 +417,12 @@ def compile_filter(seccomp: dict) -> Filter:
         # filter has when the rule is added.
         for token, here in tokens.items():
             rc = lib.seccomp_arch_add(ctx, token)
-            if rc < 0 and rc != -17:  # EEXIST: the native one is there from seccomp_init
+            if rc == -17:  # EEXIST: the native one is there from seccomp_init
+                continue
+            if rc == -33:  # EDOM
+                raise ConfigError("this architecture's byte order differs from the native one's "
+                                  f"({_arch_name(lib.seccomp_arch_native())}); one filter cannot hold both", here)
+            if rc < 0:
                 raise ConfigError(f"libseccomp refused the architecture: {os.strerror(-rc)}", here)
 
         named = {}   # every name libseccomp knows, for the -ENOSYS cutoffs (a dict: ordered, unique)
