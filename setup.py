@@ -3,4 +3,4 @@
 # interpreter in isolated mode without the site scan (see docs/benchmarks.md).
 from setuptools import setup
 
-setup(cffi_modules=["csrc/build.py:ffibuilder"], scripts=["bin/ocirun"])
+setup(cffi_modules=["csrc/build.py:ffibuilder", "csrc/seccomp_build.py:ffibuilder"], scripts=["bin/ocirun"])

@@ -22,6 +22,9 @@
  *   prestart, createRuntime, createContainer hooks
  *   SYNC_HOOKS_DONE  ─────────────────────────────────────────▶  pivot_root, hostname, rlimits, user,
  *                                                                 caps, cwd, executable lookup
+ *                    ◀───────────────────────────────────────────  SYNC_SECCOMP_FD(fd)  (notify filters)
+ *   hand the fd to listenerPath
+ *   SYNC_SECCOMP_DONE ────────────────────────────────────────▶
  *                    ◀───────────────────────────────────────────  SYNC_READY
  *   create: write state and pid file, exit                       create: block opening the exec fifo
  *   run/exec: wait for the process                                until `start`, startContainer hooks;
@@ -45,6 +48,8 @@ enum oci_sync {
     SYNC_READY = 7,
     SYNC_ERROR = 8,
     SYNC_PTY = 9,
+    SYNC_SECCOMP_FD = 10,
+    SYNC_SECCOMP_DONE = 11,
 };
 
 struct oci_msg {

@@ -32,6 +32,8 @@
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 #include "trampoline.h"
 #include "sync.h"
@@ -513,6 +515,22 @@ static void set_credentials(const struct oci_plan *p)
             prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
 }
 
+/* The filter goes on last, so the runtime's own syscalls before it are not filtered. With a
+ * notify rule the kernel returns a listener fd, which the parent passes to listenerPath. */
+static void install_seccomp(const struct oci_plan *p)
+{
+    struct sock_fprog prog = {.len = (unsigned short)p->seccomp_len, .filter = (struct sock_filter *)p->seccomp_prog};
+    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog);
+    if (fd < 0)
+        die("linux.seccomp: install the filter");
+    if (p->seccomp_notify) {
+        if (send_fd(SYNC_SECCOMP_FD, (int)fd) < 0)
+            die("linux.seccomp: send the listener fd");
+        close((int)fd);
+        expect(SYNC_SECCOMP_DONE);
+    }
+}
+
 static const char *env_get(const char *const *envp, const char *name)
 {
     size_t n = strlen(name);
@@ -632,6 +650,9 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     }
     if (slave >= 0)
         take_terminal(slave);
+    /* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while we have it. */
+    if (p->seccomp_prog && !p->no_new_privs)
+        install_seccomp(p);
     set_credentials(p);
     if (chdir(p->cwd) < 0)
         die("process.cwd %s", p->cwd);
@@ -651,6 +672,8 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    if (p->seccomp_prog && p->no_new_privs)
+        install_seccomp(p);
     send_msg(SYNC_READY, 0, NULL);
     close(sync_fd);
 

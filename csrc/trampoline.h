@@ -98,6 +98,12 @@ struct oci_plan {
     unsigned long long cap_ambient;
     int last_cap;
 
+    /* seccomp: a BPF program compiled by the parent (runtime/seccomp.py), installed last */
+    const unsigned char *seccomp_prog; /* struct sock_filter[seccomp_len], or NULL */
+    int seccomp_len;
+    unsigned int seccomp_flags;       /* SECCOMP_FILTER_FLAG_* */
+    int seccomp_notify;               /* the filter returns a listener fd: send it to the parent */
+
     /* protocol */
     int preserve_fds;         /* fds 3 .. 3+n-1 stay open across execve */
     int exec_fifo_fd;         /* O_PATH fd of the exec fifo, or -1 to exec at once */

@@ -49,7 +49,8 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         plan = build_plan(cfg, opts, c, dirs, found, fds)
         spawn = Spawn(plan, dirs, (cfg.uid_mappings, cfg.gid_mappings), cfg.process.oom_score_adj,
                       on_pty=lambda fd: console.hand_over(fd, opts.console_socket, opts.on_pty),
-                      on_hooks=lambda pid: hooks.run_create_hooks(cfg, c, pid))
+                      on_hooks=lambda pid: hooks.run_create_hooks(cfg, _creating(cfg, c, pid)),
+                      on_seccomp_fd=lambda pid, fd: plan.send_seccomp_listener(_creating(cfg, c, pid), fd))
         pid = spawn.run()
         start_time = state.proc_stat(pid)[1]
         c.data = {
@@ -67,6 +68,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
                 "cgroup_made": made_cgroups,
                 "hooks": hooks.to_state(cfg.hooks),
                 "process": cfg.process_doc,
+                "seccomp": cfg.seccomp,
             },
         }
         c.save()
@@ -87,6 +89,11 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         for fd in fds:
             os.close(fd)
     return c
+
+
+def _creating(cfg, c, pid: int) -> dict:
+    return {"ociVersion": cfg.oci_version, "id": c.id, "status": "creating", "pid": pid,
+            "bundle": cfg.bundle, "annotations": cfg.annotations}
 
 
 def _write_pid_file(path: str, pid: int) -> None:
@@ -135,6 +142,7 @@ def build_plan(cfg, opts, container, cgroup_dirs, found, fds: list[int]) -> Plan
     c.loopback_up = int(any(ns.type == "network" for ns in new))
     c.new_keyring = int(not opts.no_new_keyring)
     p.set_process(cfg.process)
+    p.set_seccomp(cfg.seccomp)
     c.preserve_fds = opts.preserve_fds
     fifo_fd = os.open(container.fifo, os.O_PATH | os.O_CLOEXEC)
     fds.append(fifo_fd)

@@ -88,10 +88,12 @@ def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
         p = Plan(ffi)
         p.set_joins(_namespaces_of(c.pid), fds, container_id)
         p.set_process(proc)
+        p.set_seccomp(c.private.get("seccomp"))
         p.c.preserve_fds = int(o.preserve_fds or 0)
         p.c.exec_fifo_fd = -1
         spawn = Spawn(p, c.private["cgroup_dirs"],
-                      on_pty=lambda fd: console.hand_over(fd, o.console_socket, masters.append))
+                      on_pty=lambda fd: console.hand_over(fd, o.console_socket, masters.append),
+                      on_seccomp_fd=lambda pid, fd: p.send_seccomp_listener(c.oci_state(), fd))
         pid = spawn.run()
         if o.pid_file:
             from .create import _write_pid_file

@@ -47,9 +47,8 @@ def has_create_hooks(hooks: dict) -> bool:
     return any(hooks.get(phase) for phase in CREATE_PHASES)
 
 
-def run_create_hooks(cfg, container, init_pid: int) -> None:
-    doc = {"ociVersion": cfg.oci_version, "id": container.id, "status": "creating", "pid": init_pid,
-           "bundle": cfg.bundle, "annotations": cfg.annotations}
+def run_create_hooks(cfg, doc: dict) -> None:
+    init_pid = doc["pid"]
     for phase in CREATE_PHASES:
         join = init_pid if phase == "createContainer" else None
         run_phase(phase, [as_dict(h) for h in cfg.hooks.get(phase, [])], doc, join)

@@ -140,6 +140,7 @@ class Plan:
         self._keep = []
         self.c = ffi.new("struct oci_plan *")
         self._keep.append(self.c)
+        self.seccomp = None  # the compiled Filter, when there is one
 
     def str(self, s):
         if s is None:
@@ -199,6 +200,25 @@ class Plan:
         c.terminal = int(proc.terminal)
         if proc.console_size:
             c.rows, c.cols = proc.console_size
+
+    def set_seccomp(self, profile: dict | None) -> None:
+        """Compile linux.seccomp here, in the parent: the init only installs the program."""
+        if not profile:
+            return
+        from .seccomp import compile_filter
+
+        f = compile_filter(profile)
+        prog = self.ffi.from_buffer("unsigned char[]", f.program)
+        self._keep += [f.program, prog]
+        c = self.c
+        c.seccomp_prog, c.seccomp_len, c.seccomp_flags, c.seccomp_notify = prog, f.ninsns, f.flags, int(f.notify)
+        self.seccomp = f
+
+    def send_seccomp_listener(self, doc: dict, fd: int) -> None:
+        """Hand a notify listener fd to the agent at listenerPath, with the container's state."""
+        from .seccomp_notify import send_listener
+
+        send_listener(self.seccomp.listener_path, self.seccomp.listener_metadata, doc, fd)
 
     def set_ops(self, ops: list[Op]) -> None:
         arr = self.array("struct oci_op", len(ops))

@@ -12,9 +12,11 @@ from .errors import OciError
 
 
 class Spawn:
-    def __init__(self, plan, cgroup_dirs, id_maps=None, oom_score_adj=None, on_pty=None, on_hooks=None):
+    def __init__(self, plan, cgroup_dirs, id_maps=None, oom_score_adj=None, on_pty=None, on_hooks=None,
+                 on_seccomp_fd=None):
         self.plan, self.cgroup_dirs, self.id_maps = plan, cgroup_dirs, id_maps
         self.oom_score_adj, self.on_pty, self.on_hooks = oom_score_adj, on_pty, on_hooks
+        self.on_seccomp_fd = on_seccomp_fd
         self.stage1 = self.pid = None
 
     def run(self) -> int:
@@ -34,7 +36,7 @@ class Spawn:
         return self.pid
 
     def _converse(self, sock: int) -> None:
-        with_fds = bool(self.plan.c.terminal)
+        with_fds = bool(self.plan.c.terminal or self.plan.c.seccomp_notify)
         while True:
             kind, value, text = sync.recv(sock, with_fds)
             if kind == sync.USERNS_READY:
@@ -49,6 +51,12 @@ class Spawn:
                 sync.send(sock, sync.CGROUP_DONE, value)
             elif kind == sync.PTY:
                 self.on_pty(value)
+            elif kind == sync.SECCOMP_FD:
+                try:
+                    self.on_seccomp_fd(self.pid, value)
+                finally:
+                    os.close(value)
+                sync.send(sock, sync.SECCOMP_DONE)
             elif kind == sync.HOOKS:
                 self.on_hooks(self.pid)
                 sync.send(sock, sync.HOOKS_DONE)

@@ -14,11 +14,13 @@ HOOKS_DONE = 6
 READY = 7
 ERROR = 8
 PTY = 9
+SECCOMP_FD = 10
+SECCOMP_DONE = 11
 EOF = 0  # what recv returns when every child has closed its end: they died
 
 
 def recv(sock: int, with_fds: bool = False) -> tuple[int, int, str]:
-    """One message. With with_fds, a passed fd (PTY) comes back as the value."""
+    """One message. With with_fds, a passed fd (PTY, SECCOMP_FD) comes back as the value."""
     if with_fds:
         data, fd = _recv_fd(sock)
     else:

@@ -2,6 +2,10 @@
 
 The layout is read from /proc/self/mountinfo, never assumed. A container's cgroup is one
 directory per hierarchy; the state store keeps the list so `delete` needs no detection.
+
+Placement lives here; the rest is imported only by the commands that need it:
+resources.py (linux.resources as file writes), devices.py and bpf.py (device rules: v1 files,
+the v2 eBPF filter), freezer.py (pause/resume), stats.py (events).
 """
 import os
 
@@ -166,5 +170,62 @@ def remove(made: list[str]) -> None:
             except OSError:
                 if not pids([d]):
                     break
+                _unfreeze(d)  # a frozen v1 task never handles its SIGKILL
                 kill_all([d], 9)
                 time.sleep(0.005)
+
+
+def _unfreeze(d: str) -> None:
+    try:
+        with open(d + "/freezer.state", "w") as f:
+            f.write("THAWED")
+    except OSError:
+        pass
+
+
+def apply(dirs: list[str], resources: dict, update: bool = False, devices=()) -> None:
+    """Write linux.resources into the container's cgroup (see resources.py).
+
+    devices: the config's linux.devices as allow rules (`device_allows`), always allowed.
+    update: change a running container's cgroup: only the fields given are written, and the
+    device rules only when `resources` has `devices`.
+    """
+    if update and not resources:
+        return
+    from .resources import apply as _apply
+
+    _apply(dirs, resources, update, devices)
+
+
+def device_allows(devices) -> list[dict]:
+    """linux.devices (config Device records or dicts) as device allow rules, JSON-ready: what
+    create passes to apply() and keeps in state.json for `update`."""
+    from .devices import device_allows as _allows
+
+    return _allows(devices)
+
+
+def freeze(dirs: list[str]) -> None:
+    from .freezer import freeze as _freeze
+
+    _freeze(dirs)
+
+
+def thaw(dirs: list[str]) -> None:
+    from .freezer import thaw as _thaw
+
+    _thaw(dirs)
+
+
+def stats(dirs: list[str]) -> dict:
+    """The `data` of runc's `events --stats` for the cgroup (see stats.py)."""
+    from .stats import stats as _stats
+
+    return _stats(dirs)
+
+
+def oom_events(dirs: list[str]) -> int:
+    """How many OOM kills the cgroup has seen."""
+    from .stats import oom_kills
+
+    return oom_kills(dirs)

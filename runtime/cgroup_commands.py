@@ -1,0 +1,194 @@
+"""update, pause, resume, ps, events: the commands that work on a container's cgroup.
+
+The CLI parses the flags and calls these; each loads the container from the state store and uses
+the cgroup directories create recorded there (`ocirun.cgroup_dirs`).
+"""
+import os
+import sys
+import time
+
+from . import cgroups, state
+from .errors import ConfigError, OciError
+
+
+def _load(root: str, container_id: str, what: str, ok=("created", "running", "paused")) -> state.Container:
+    c = state.load(root, container_id)
+    status = c.status()
+    if status not in ok:
+        raise OciError(f"cannot {what} a container that is {status}", container_id)
+    return c
+
+
+def _dirs(c: state.Container) -> list[str]:
+    return c.private.get("cgroup_dirs") or []
+
+
+def update(root: str, container_id: str, resources: dict) -> None:
+    """Change the cgroup resources of a live container (`update --resources` or its flags)."""
+    c = _load(root, container_id, "update")
+    if not isinstance(resources, dict):
+        raise OciError("the resources must be a JSON object (linux.resources)", container_id)
+    devices = None
+    if "devices" in resources:
+        devices = c.private.get("cgroup_devices")
+        if devices is None:
+            devices = _bundle_devices(c)
+    try:
+        cgroups.apply(_dirs(c), resources, update=True, devices=devices or ())
+    except ConfigError as e:
+        # Not config.json's fault here: the same message, without the "config.json:" prefix.
+        raise OciError(e.message, e.where) from None
+
+
+def _bundle_devices(c: state.Container) -> list[dict]:
+    """linux.devices from the bundle, for a state.json written without `cgroup_devices`."""
+    from .jsonio import load_file
+
+    try:
+        doc = load_file(os.path.join(c.data.get("bundle", ""), "config.json"))
+    except OciError:
+        return []
+    return cgroups.device_allows(((doc.get("linux") or {}).get("devices")) or [])
+
+
+def pause(root: str, container_id: str) -> None:
+    c = _load(root, container_id, "pause", ok=("created", "running"))
+    cgroups.freeze(_dirs(c))
+
+
+def resume(root: str, container_id: str) -> None:
+    c = _load(root, container_id, "resume", ok=("paused",))
+    cgroups.thaw(_dirs(c))
+
+
+def ps(root: str, container_id: str) -> list[int]:
+    """Host pids of every process in the container's cgroup."""
+    c = state.load(root, container_id)
+    if c.data is None:
+        raise OciError("container is being created", container_id)
+    return sorted(cgroups.pids(_dirs(c)))
+
+
+def events_stats(root: str, container_id: str) -> dict:
+    """One stats event, as `runc events --stats` prints it."""
+    c = _load(root, container_id, "get the stats of")
+    return {"type": "stats", "id": container_id, "data": cgroups.stats(_dirs(c))}
+
+
+def events_stream(root: str, container_id: str, interval: float, out=None, stop=None) -> None:
+    """Print one JSON event per line: a stats event every `interval` seconds, and an OOM event as soon
+    as the OOM killer kills a process of the container. Ends once the container has stopped.
+
+    stop: optional callable; the stream also ends when it returns true (tests, signal handlers).
+    """
+    from .jsonio import dumps
+
+    out = out or sys.stdout
+    c = _load(root, container_id, "get the events of")
+    dirs = _dirs(c)
+    if interval <= 0:
+        raise OciError(f"--interval must be positive, not {interval}", container_id)
+    tick = min(interval, 0.1)
+    ooms = cgroups.oom_events(dirs)
+    next_stats = time.monotonic()
+
+    def emit(event: dict) -> None:
+        out.write(dumps(event) + "\n")
+        out.flush()
+
+    while True:
+        stopped = c.status() == "stopped" or (stop is not None and stop())
+        now_ooms = cgroups.oom_events(dirs)
+        if now_ooms > ooms:
+            emit({"type": "oom", "id": container_id, "data": {"count": now_ooms - ooms}})
+            ooms = now_ooms
+        if stopped:
+            return
+        now = time.monotonic()
+        if now >= next_stats:
+            emit({"type": "stats", "id": container_id, "data": cgroups.stats(dirs)})
+            next_stats = now + interval
+        time.sleep(min(tick, max(0.0, next_stats - time.monotonic())) or tick)
+
+
+# --- runc update's flags ------------------------------------------------------------------------
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+# flag (as the option name, dashes or underscores) -> (section, field, parser)
+_MEMORY = ("memory", "memory-reservation", "memory-swap", "kernel-memory", "kernel-memory-tcp")
+
+
+def parse_size(text, flag: str) -> int:
+    """A size as runc (docker's RAMInBytes) reads it: 1024, 512m, 1g, 1.5GiB; -1 is unlimited."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    s = str(text).strip().lower()
+    if s == "-1":
+        return -1
+    num = s.rstrip("kmgtpbi ")
+    unit = s[len(num):].strip()
+    if unit.endswith("b"):
+        unit = unit[:-1]
+    if unit.endswith("i"):
+        unit = unit[:-1]
+    try:
+        value = float(num)
+    except ValueError:
+        value = -1.0
+    if unit not in _UNITS or value < 0 or not num:
+        raise OciError(f"invalid size {text!r}: use a number of bytes with an optional k, m, g, t or p suffix, "
+                       f"or -1", flag)
+    return int(value * _UNITS[unit])
+
+
+def _integer(text, flag: str, lo: int | None = None) -> int:
+    try:
+        v = int(str(text).strip())
+    except ValueError:
+        raise OciError(f"invalid number {text!r}", flag) from None
+    if lo is not None and v < lo:
+        raise OciError(f"{v} is out of range (at least {lo})", flag)
+    return v
+
+
+def resources_from_flags(opts: dict) -> dict:
+    """runc update's individual flags as linux.resources.
+
+    opts keys are the flag names with or without the leading dashes, with dashes or underscores:
+    memory, memory-reservation, memory-swap, kernel-memory, kernel-memory-tcp, cpu-share(s),
+    cpu-quota, cpu-period, cpu-burst, cpu-rt-runtime, cpu-rt-period, cpu-idle, cpuset-cpus,
+    cpuset-mems, pids-limit, blkio-weight. Values are strings (or ints); absent or None: not changed.
+    """
+    flags = {}
+    for k, v in opts.items():
+        if v is not None:
+            flags[k.lstrip("-").replace("_", "-")] = v
+    r: dict = {}
+
+    def put(section, field, value):
+        r.setdefault(section, {})[field] = value
+
+    for flag, field in (("memory", "limit"), ("memory-reservation", "reservation"), ("memory-swap", "swap"),
+                        ("kernel-memory", "kernel"), ("kernel-memory-tcp", "kernelTCP")):
+        if flag in flags:
+            put("memory", field, parse_size(flags[flag], f"--{flag}"))
+    for flag in ("cpu-share", "cpu-shares"):
+        if flag in flags:
+            put("cpu", "shares", _integer(flags[flag], f"--{flag}", lo=0))
+    for flag, field, lo in (("cpu-quota", "quota", None), ("cpu-period", "period", 0), ("cpu-burst", "burst", 0),
+                            ("cpu-rt-runtime", "realtimeRuntime", None), ("cpu-rt-period", "realtimePeriod", 0),
+                            ("cpu-idle", "idle", None)):
+        if flag in flags:
+            put("cpu", field, _integer(flags[flag], f"--{flag}", lo=lo))
+    for flag, field in (("cpuset-cpus", "cpus"), ("cpuset-mems", "mems")):
+        if flag in flags:
+            put("cpu", field, str(flags[flag]))
+    if "pids-limit" in flags:
+        put("pids", "limit", _integer(flags["pids-limit"], "--pids-limit"))
+    if "blkio-weight" in flags:
+        w = _integer(flags["blkio-weight"], "--blkio-weight", lo=0)
+        if w and not 10 <= w <= 1000:
+            raise OciError(f"{w} is out of range (10 to 1000)", "--blkio-weight")
+        put("blockIO", "weight", w)
+    return r
