@@ -5,7 +5,7 @@ directory per hierarchy; the state store keeps the list so `delete` needs no det
 
 Placement lives here; the rest is imported only by the commands that need it:
 resources.py (linux.resources as file writes), devices.py and bpf.py (device rules: v1 files,
-the v2 eBPF filter), freezer.py (pause/resume), stats.py (events).
+the v2 eBPF filter), freezer.py (pause/resume), usage.py (stats and OOM kills for events).
 """
 import os
 
@@ -218,14 +218,14 @@ def thaw(dirs: list[str]) -> None:
 
 
 def stats(dirs: list[str]) -> dict:
-    """The `data` of runc's `events --stats` for the cgroup (see stats.py)."""
-    from .stats import stats as _stats
+    """The `data` of runc's `events --stats` for the cgroup (see usage.py)."""
+    from .usage import stats as _stats
 
     return _stats(dirs)
 
 
 def oom_events(dirs: list[str]) -> int:
     """How many OOM kills the cgroup has seen."""
-    from .stats import oom_kills
+    from .usage import oom_kills
 
     return oom_kills(dirs)
