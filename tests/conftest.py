@@ -156,7 +156,7 @@ def _read(path: str) -> str:
 
 
 def _procs() -> dict[int, dict]:
-    """pid -> {ppid, state, start, nspid_depth} for every process now."""
+    """pid -> {state, ppid, start (boot ticks, against pid reuse)} for every process now."""
     out = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -398,7 +398,7 @@ def state_root() -> Path:
     base = "/run" if os.access("/run", os.W_OK) else None
     d = Path(tempfile.mkdtemp(prefix=f"{MARK}-root-", dir=base))
     yield d
-    shutil.rmtree(d, ignore_errors=True)
+    _rmtree_unless_mounted(d)
 
 
 class _Ctx:
@@ -421,7 +421,7 @@ def _rmtree_unless_mounted(path: Path) -> None:
     """Remove a test's directory, but never through a mount left on it (the leak guard has
     reported that): removing through a leaked bind mount would delete its source."""
     prefix = str(path) + "/"
-    if any(line.split()[4].startswith(prefix) for line in _mounts().values()):
+    if any(line.split()[4].startswith(prefix) or line.split()[4] == str(path) for line in _mounts().values()):
         return
     shutil.rmtree(path, ignore_errors=True)
 
