@@ -104,10 +104,11 @@ def test_exec_user_and_additional_gids(rt, running):
     assert st["Groups"].split() == ["10", "20"]
 
 
-def test_exec_user_without_gid_is_gid_0(rt, running):
-    cid, _ = running()
-    out = rt("exec", "-u", "1000", cid, "sh", "-c", "id -u; id -g").stdout.split()
-    assert out == ["1000", "0"]
+def test_exec_user_without_gid_keeps_the_configs_gid(rt, running):
+    # runc: --user UID alone changes the uid; the gid stays the config's
+    cid, _ = running(process={"user": {"uid": 0, "gid": 5}})
+    assert rt("exec", "-u", "1000", cid, "sh", "-c", "id -u; id -g").stdout.split() == ["1000", "5"]
+    assert rt("exec", "-u", "1000:1000", cid, "sh", "-c", "id -u; id -g").stdout.split() == ["1000", "1000"]
 
 
 def test_exec_default_user_is_the_configs(rt, running):
