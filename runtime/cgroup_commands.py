@@ -69,6 +69,80 @@ def ps(root: str, container_id: str) -> list[int]:
     return sorted(cgroups.pids(_dirs(c)))
 
 
+def ps_table(root: str, container_id: str, ps_args: list[str] | None = None) -> str:
+    """runc's `ps` table: the host's `ps` (default `-ef`) with the header and the container's lines."""
+    import subprocess
+
+    pids = set(ps(root, container_id))
+    try:
+        out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise OciError(f"run ps: {e}", container_id) from None
+    lines = out.splitlines()
+    if not lines:
+        return ""
+    header = lines[0].split()
+    if "PID" not in header:
+        raise OciError("ps output has no PID column (pass options that print one)", container_id)
+    col = header.index("PID")
+    keep = [lines[0]]
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in pids:
+            keep.append(line)
+    return "\n".join(keep) + "\n"
+
+
+def read_resources(path: str) -> dict:
+    """`update --resources FILE` (or `-` for stdin): a linux.resources JSON object."""
+    from .jsonio import loads
+
+    if path == "-":
+        text, what = sys.stdin.read(), "stdin"
+    else:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError as e:
+            raise OciError(e.strerror.lower(), path) from None
+        what = path
+    doc = loads(text, what)
+    if not isinstance(doc, dict):
+        raise OciError("must be a JSON object (linux.resources)", what)
+    return doc
+
+
+def parse_interval(text) -> float:
+    """`events --interval`: a Go duration as runc takes it (5s, 100ms, 1m30s, 1.5s), or plain seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    s = str(text).strip()
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    total, num, i = 0.0, "", 0
+    while i < len(s):
+        ch = s[i]
+        if ch.isdigit() or ch == ".":
+            num += ch
+            i += 1
+            continue
+        unit = next((u for u in ("ns", "us", "µs", "ms", "s", "m", "h") if s.startswith(u, i)), None)
+        if unit is None or not num:
+            break
+        try:
+            total += float(num) * units[unit]
+        except ValueError:
+            break
+        num, i = "", i + len(unit)
+    else:
+        if not num and total > 0:
+            return total
+    raise OciError(f"invalid duration {text!r}: use e.g. 5s, 100ms, 1m", "--interval")
+
+
 def events_stats(root: str, container_id: str) -> dict:
     """One stats event, as `runc events --stats` prints it."""
     c = _load(root, container_id, "get the stats of")

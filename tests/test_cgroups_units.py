@@ -625,6 +625,25 @@ def test_bad_device_rules(v1, writes, rule, where, words):
     assert not writes
 
 
+def test_v1_default_device_the_parent_denies_is_skipped(v1, writes):
+    parent = os.path.dirname(v1[4])
+    open(parent + "/devices.list", "w").write("c 1:3 rwm\nc 1:5 rwm\n")   # a restricted parent
+    writes.fail[("devices.allow", "c 10:200 rwm")] = errno.EPERM
+    apply(v1, {"devices": rules("deny a *:* rwm")})
+    assert "c 1:3 rwm" in writes.of("devices.allow") and "c 10:200 rwm" not in writes.of("devices.allow")
+    # the config's own rule for it is not skipped
+    with pytest.raises(ConfigError) as e:
+        apply(v1, {"devices": rules("deny a *:* rwm", "allow c 10:200 rwm")})
+    assert "write c 10:200 rwm to devices.allow: Operation not permitted" in e.value.message
+
+
+def test_v1_default_device_refused_under_an_open_parent_is_an_error(v1, writes):
+    open(os.path.dirname(v1[4]) + "/devices.list", "w").write("a *:* rwm\n")
+    writes.fail[("devices.allow", "c 10:200 rwm")] = errno.EPERM
+    with pytest.raises(ConfigError):
+        apply(v1, {"devices": rules("deny a *:* rwm")})
+
+
 def test_emulate_v1_matches_the_kernel_rules():
     parse = dev.parse_rules
     assert dev.emulate_v1(parse(rules("deny a *:* rwm", "allow c 1:3 r", "allow c 1:3 w"))) == (
@@ -891,6 +910,38 @@ def test_bad_flags(flag, value):
     with pytest.raises(OciError) as e:
         cgroup_commands.resources_from_flags({flag: value})
     assert e.value.where == f"--{flag}"
+
+
+@pytest.mark.parametrize("text, seconds", [("5s", 5.0), ("100ms", 0.1), ("1m30s", 90.0), ("1.5s", 1.5),
+                                           ("2", 2.0), (0.25, 0.25), ("250us", 0.00025)])
+def test_parse_interval(text, seconds):
+    assert cgroup_commands.parse_interval(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "5x", "s", "-1s", "0s", "1s5"])
+def test_parse_interval_refuses(text):
+    with pytest.raises(OciError) as e:
+        cgroup_commands.parse_interval(text)
+    assert e.value.where == "--interval"
+
+
+def test_read_resources(tmp_path, monkeypatch):
+    import io
+
+    f = tmp_path / "r.json"
+    f.write_text('{"pids": {"limit": 3}}')
+    assert cgroup_commands.read_resources(str(f)) == {"pids": {"limit": 3}}
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"memory": {"limit": 1}}'))
+    assert cgroup_commands.read_resources("-") == {"memory": {"limit": 1}}
+    f.write_text("[1]")
+    with pytest.raises(OciError):
+        cgroup_commands.read_resources(str(f))
+    f.write_text("{nope")
+    with pytest.raises(OciError) as e:
+        cgroup_commands.read_resources(str(f))
+    assert e.value.where == str(f)
+    with pytest.raises(OciError):
+        cgroup_commands.read_resources(str(tmp_path / "missing.json"))
 
 
 # --- import weight ----------------------------------------------------------------------------------

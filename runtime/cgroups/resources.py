@@ -646,6 +646,27 @@ def _unified(layout: Layout, unified, ops: list) -> None:
 
 # --- devices -------------------------------------------------------------------------------------
 
+class DefaultDeviceW(W):
+    """Allowing one of the default devices: where the parent cgroup doesn't allow it either (ocirun
+    itself runs in a restricted container), the container goes without it rather than failing."""
+
+    __slots__ = ()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except ConfigError:
+            if not _parent_denies(self.dir.path):
+                raise
+
+
+def _parent_denies(path: str) -> bool:
+    try:
+        return "a *:* rwm" not in read_file(os.path.dirname(path) + "/devices.list").splitlines()
+    except OSError:
+        return False
+
+
 def _devices(layout: Layout, rules, extra, ops: list) -> None:
     w = f"{R}.devices"
     parsed = dev.parse_rules(rules, w)
@@ -661,7 +682,13 @@ def _devices(layout: Layout, rules, extra, ops: list) -> None:
             current = d.read("devices.list")
         except OSError:
             current = "a *:* rwm\n"
+        explicit = {r.key() for r in parsed + allows}
+        defaults = {(t, ma, mi) for t, ma, mi, _ in dev.DEFAULT_ALLOWED}
         for name, line in dev.v1_writes(effective, current):
-            ops.append(W(w, d, name, line))
+            t, nums, _ = line.split()
+            ma, mi = (dev.WILD if n == "*" else int(n) for n in nums.split(":"))
+            key = (t, ma, mi)
+            optional = name == "devices.allow" and key in defaults and key not in explicit
+            ops.append((DefaultDeviceW if optional else W)(w, d, name, line))
     else:
         ops.append(Bpf(w, d, effective))
