@@ -5,13 +5,17 @@ from cffi import FFI
 
 here = os.path.dirname(os.path.abspath(__file__))
 
+# trampoline: the native stage of create/exec; bpf: the cgroup v2 device filter's syscalls.
+PARTS = ("trampoline", "bpf")
+
 ffibuilder = FFI()
-with open(os.path.join(here, "trampoline.h")) as header:
-    ffibuilder.cdef(header.read())
+for part in PARTS:
+    with open(os.path.join(here, f"{part}.h")) as header:
+        ffibuilder.cdef(header.read())
 ffibuilder.set_source(
     "runtime._trampoline",
-    '#include "trampoline.h"',
-    sources=[os.path.relpath(os.path.join(here, "trampoline.c"))],
+    "".join(f'#include "{part}.h"\n' for part in PARTS),
+    sources=[os.path.relpath(os.path.join(here, f"{part}.c")) for part in PARTS],
     include_dirs=[os.path.relpath(here)],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror=implicit-function-declaration"],
 )

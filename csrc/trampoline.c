@@ -574,21 +574,34 @@ static void write_file(const char *path, const char *text, const char *what)
     close(fd);
 }
 
+/* A startContainer hook failed: tell `start` why through the fifo (instead of the "0" that
+ * means go), so its error line names the hook, and end before execve. */
+__attribute__((noreturn, format(printf, 2, 3))) static void hook_failed(int fifo, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    ssize_t unused = write(fifo, text, strlen(text)); /* nothing more to do if it fails */
+    (void)unused;
+    _exit(127);
+}
+
 /* startContainer hooks, run by the init once released, as the spec asks: in the container.
  * A hook that fails or times out ends the init before execve, so `start` fails. */
-static void run_start_hooks(const struct oci_plan *p, int host_pid)
+static void run_start_hooks(const struct oci_plan *p, int host_pid, int fifo)
 {
     for (int i = 0; i < p->nstart_hooks; i++) {
         const struct oci_hook *h = &p->start_hooks[i];
         int in[2];
         if (pipe2(in, O_CLOEXEC) < 0)
-            _exit(127);
+            hook_failed(fifo, "hooks.startContainer[%d]: pipe: %s", i, strerror(errno));
         pid_t pid = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
         if (pid == 0) {
             dup2(in[0], 0);
             execve(h->path, (char *const *)h->argv, (char *const *)h->envp);
-            dprintf(2, "ocirun: hooks.startContainer[%d]: exec %s: %s\n", i, h->path, strerror(errno));
-            _exit(127);
+            hook_failed(fifo, "hooks.startContainer[%d]: exec %s: %s", i, h->path, strerror(errno));
         }
         close(in[0]);
         dprintf(in[1], "%s%d%s", p->state_head, host_pid, p->state_tail);
@@ -599,19 +612,18 @@ static void run_start_hooks(const struct oci_plan *p, int host_pid)
             if (r == pid)
                 break;
             if (r < 0 && errno != EINTR)
-                _exit(127);
+                hook_failed(fifo, "hooks.startContainer[%d]: wait: %s", i, strerror(errno));
             if (h->timeout > 0 && waited_ms >= h->timeout * 1000L) {
                 kill(pid, SIGKILL);
                 waitpid(pid, &status, 0);
-                dprintf(2, "ocirun: hooks.startContainer[%d]: %s timed out after %ds\n", i, h->path, h->timeout);
-                _exit(127);
+                hook_failed(fifo, "hooks.startContainer[%d]: %s timed out after %ds", i, h->path, h->timeout);
             }
             usleep(5000);
         }
-        if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-            dprintf(2, "ocirun: hooks.startContainer[%d]: %s failed\n", i, h->path);
-            _exit(127);
-        }
+        if (!WIFEXITED(status))
+            hook_failed(fifo, "hooks.startContainer[%d]: %s killed by signal %d", i, h->path, WTERMSIG(status));
+        if (WEXITSTATUS(status))
+            hook_failed(fifo, "hooks.startContainer[%d]: %s failed with exit status %d", i, h->path, WEXITSTATUS(status));
     }
 }
 
@@ -654,8 +666,14 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     if (p->seccomp_prog && !p->no_new_privs)
         install_seccomp(p);
     set_credentials(p);
-    if (chdir(p->cwd) < 0)
+    /* cwd resolved inside the container's root with no magic links: an fd the caller leaked
+     * (/proc/self/fd/N) can't lead to a host directory. The lookup runs as the user. */
+    int here = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int cwd = here < 0 ? -1 : open_in_root(here, p->cwd, O_PATH | O_DIRECTORY);
+    if (cwd < 0 || fchdir(cwd) < 0)
         die("process.cwd %s", p->cwd);
+    close(cwd);
+    close(here);
     if (p->umask >= 0)
         umask(p->umask);
     char exe_buf[PATH_MAX];
@@ -684,7 +702,7 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
         int fifo = openat(hostproc, name, O_WRONLY | O_CLOEXEC);
         if (fifo < 0)
             _exit(127);
-        run_start_hooks(p, host_pid);
+        run_start_hooks(p, host_pid, fifo);
         if (write(fifo, "0", 1) != 1)
             _exit(127);
         close(fifo);

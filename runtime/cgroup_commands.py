@@ -28,27 +28,12 @@ def update(root: str, container_id: str, resources: dict) -> None:
     c = _load(root, container_id, "update")
     if not isinstance(resources, dict):
         raise OciError("the resources must be a JSON object (linux.resources)", container_id)
-    devices = None
-    if "devices" in resources:
-        devices = c.private.get("cgroup_devices")
-        if devices is None:
-            devices = _bundle_devices(c)
+    devices = c.private["cgroup_devices"] if "devices" in resources else ()
     try:
-        cgroups.apply(_dirs(c), resources, update=True, devices=devices or ())
+        cgroups.apply(_dirs(c), resources, update=True, devices=devices)
     except ConfigError as e:
         # Not config.json's fault here: the same message, without the "config.json:" prefix.
         raise OciError(e.message, e.where) from None
-
-
-def _bundle_devices(c: state.Container) -> list[dict]:
-    """linux.devices from the bundle, for a state.json written without `cgroup_devices`."""
-    from .jsonio import load_file
-
-    try:
-        doc = load_file(os.path.join(c.data.get("bundle", ""), "config.json"))
-    except OciError:
-        return []
-    return cgroups.device_allows(((doc.get("linux") or {}).get("devices")) or [])
 
 
 def pause(root: str, container_id: str) -> None:

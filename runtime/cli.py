@@ -19,6 +19,10 @@ commands:
   delete   delete a stopped container (--force: kill it first)
   run      create and start a container, in the foreground unless --detach
   exec     run a new process in a running container
+  pause    freeze every process of a container; resume thaws them
+  ps       list the processes of a container (--format table|json)
+  update   change the cgroup resources of a container
+  events   print resource figures (--stats once, else every --interval)
   list     list containers
   spec     write a default config.json
   features print what this build supports on this host, as JSON
@@ -48,6 +52,9 @@ _CREATE = {
     "--no-pivot": ("no_pivot", False), "--no-new-keyring": ("no_new_keyring", False),
     "--preserve-fds": ("preserve_fds", True),
 }
+UPDATE_FLAGS = ("memory", "memory-reservation", "memory-swap", "kernel-memory", "kernel-memory-tcp",
+                "cpu-share", "cpu-shares", "cpu-quota", "cpu-period", "cpu-burst", "cpu-rt-runtime",
+                "cpu-rt-period", "cpu-idle", "cpuset-cpus", "cpuset-mems", "pids-limit", "blkio-weight")
 COMMANDS = {
     # command -> (flags, positional argument names, how many are required)
     "create": (_CREATE, ("id",), 1),
@@ -69,6 +76,12 @@ COMMANDS = {
     "list": ({"--format": ("format", True), "-f": ("format", True), "--quiet": ("quiet", False),
               "-q": ("quiet", False)}, (), 0),
     "features": ({}, (), 0),
+    "pause": ({}, ("id",), 1),
+    "resume": ({}, ("id",), 1),
+    "ps": ({"--format": ("format", True), "-f": ("format", True)}, ("id",), 1),
+    "events": ({"--stats": ("stats", False), "--interval": ("interval", True)}, ("id",), 1),
+    "update": ({"--resources": ("resources", True), "-r": ("resources", True),
+                **{f"--{flag}": (flag, True) for flag in UPDATE_FLAGS}}, ("id",), 1),
     "spec": ({**_BUNDLE, "--rootless": ("rootless", False)}, (), 0),
 }
 
@@ -116,8 +129,18 @@ def parse_flags(args: list[str], table: dict, stop_at_positional: bool) -> tuple
     return opts, rest
 
 
+def _open_stdio() -> None:
+    """A closed fd 0-2 would be taken by the first file ocirun opens, and handed on as stdio."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open("/dev/null", os.O_RDWR)  # takes the lowest free fd: this one
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _open_stdio()
     try:
         g, rest = parse_flags(argv, GLOBAL_FLAGS, stop_at_positional=True)
         fmt = g.get("log_format", "text")
@@ -136,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         if command not in COMMANDS:
             raise UsageError(f"unknown command {command!r}")
         table, names, required = COMMANDS[command]
-        # exec: everything after the id is the command to run, flags included
-        opts, positional = parse_flags(args, table, stop_at_positional=command == "exec")
-        if command == "exec" and positional:
+        # exec: everything after the id is the command; ps: the arguments for ps(1)
+        opts, positional = parse_flags(args, table, stop_at_positional=command in ("exec", "ps"))
+        if command in ("exec", "ps") and positional:
             opts["args"], positional = positional[1:], positional[:1]
         if len(positional) < required:
             raise UsageError(f"{command} needs a container id")
@@ -222,6 +245,8 @@ def dispatch(command: str, root: str, opts: dict, g: dict) -> int:
         delete(root, cid, opts.get("force", False))
     elif command == "list":
         _list(root, opts.get("format", "table"), opts.get("quiet", False))
+    elif command in ("pause", "resume", "ps", "events", "update"):
+        cgroup_command(command, root, cid, opts)
     elif command == "features":
         from . import jsonio
         from .features import features
@@ -232,6 +257,36 @@ def dispatch(command: str, root: str, opts: dict, g: dict) -> int:
 
         write(opts.get("bundle") or ".", opts.get("rootless", False))
     return 0
+
+
+def cgroup_command(command: str, root: str, cid: str, opts: dict) -> None:
+    from . import cgroup_commands as cc
+    from . import jsonio
+
+    if command == "pause":
+        cc.pause(root, cid)
+    elif command == "resume":
+        cc.resume(root, cid)
+    elif command == "ps":
+        fmt = opts.get("format", "table")
+        if fmt == "json":
+            print(jsonio.dumps(cc.ps(root, cid)))
+        elif fmt == "table":
+            sys.stdout.write(cc.ps_table(root, cid, opts.get("args") or None))
+        else:
+            raise UsageError(f"--format must be table or json, not {fmt!r}")
+    elif command == "events":
+        if opts.get("stats"):
+            print(jsonio.dumps(cc.events_stats(root, cid)))
+        else:
+            cc.events_stream(root, cid, cc.parse_interval(opts.get("interval", "5s")))
+    elif "resources" in opts:
+        cc.update(root, cid, cc.read_resources(opts["resources"]))
+    else:
+        flags = {flag: opts[flag] for flag in UPDATE_FLAGS if flag in opts}
+        if not flags:
+            raise UsageError("update needs --resources FILE|- or at least one resource flag")
+        cc.update(root, cid, cc.resources_from_flags(flags))
 
 
 def _list(root: str, fmt: str, quiet: bool) -> None:

@@ -57,7 +57,7 @@ class Proxy:
 
         if os.isatty(0):
             self.saved = termios.tcgetattr(0)
-            tty.setraw(0)
+            tty.setraw(0, termios.TCSANOW)  # TCSAFLUSH would drop what was typed ahead
             self.resize()
         return self
 

@@ -44,6 +44,8 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         found = cgroups.hierarchies()
         dirs = cgroups.container_dirs(cfg.cgroups_path, container_id, opts.systemd_cgroup)
         made_cgroups = cgroups.create(dirs)
+        device_rules = cgroups.device_allows(cfg.devices)
+        cgroups.apply(dirs, cfg.resources, devices=device_rules)
         os.mkfifo(c.fifo, 0o600)
         os.chmod(c.fifo, 0o622)  # the init may run as any user when it opens it
         plan = build_plan(cfg, opts, c, dirs, found, fds)
@@ -66,6 +68,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
                 "start_time": start_time,
                 "cgroup_dirs": dirs,
                 "cgroup_made": made_cgroups,
+                "cgroup_devices": device_rules,
                 "hooks": hooks.to_state(cfg.hooks),
                 "process": cfg.process_doc,
                 "seccomp": cfg.seccomp,

@@ -31,8 +31,11 @@ def _release(c: state.Container) -> None:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         while True:
-            if poller.poll(100) and os.read(fd, 1):
+            data = os.read(fd, 512) if poller.poll(100) else b""
+            if data == b"0":
                 break
+            if data:  # the init could not go on: a startContainer hook failed
+                raise OciError(data.decode(errors="replace"), c.id)
             if not c.alive():
                 raise OciError("container init exited before start", c.id)
             time.sleep(_POLL)
@@ -82,7 +85,7 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
         if not force:
             raise OciError(f"cannot delete a container that is {status} (use --force)", container_id)
         if status == "paused":
-            _thaw(c.private["cgroup_dirs"])
+            cgroups.thaw(c.private["cgroup_dirs"])
         signal_pid(c, kernel.SIGNALS["KILL"])
         cgroups.kill_all(c.private["cgroup_dirs"], kernel.SIGNALS["KILL"])
         _wait_gone(c)
@@ -94,16 +97,6 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
         from . import hooks
 
         hooks.warn_on_failure("poststop", stored["poststop"], doc)
-
-
-def _thaw(dirs: list[str]) -> None:
-    for d in dirs:
-        for name, value in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
-            try:
-                with open(f"{d}/{name}", "w") as f:
-                    f.write(value)
-            except OSError:
-                pass
 
 
 def _wait_gone(c: state.Container, timeout: float = 10.0) -> None:
