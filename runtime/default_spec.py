@@ -42,7 +42,7 @@ def default_config(rootless: bool = False, args: list[str] | None = None, termin
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
             "maskedPaths": list(MASKED),
             "readonlyPaths": list(READONLY),
         },
