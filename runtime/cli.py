@@ -3,7 +3,7 @@
 argparse alone costs more start-up time than a whole `ocirun state`; this parser is a table.
 The CLI only parses and dispatches; each command's module is imported when that command runs.
 """
-import os
+import posix
 import sys
 
 from . import __version__, log
@@ -133,9 +133,9 @@ def _open_stdio() -> None:
     """A closed fd 0-2 would be taken by the first file ocirun opens, and handed on as stdio."""
     for fd in (0, 1, 2):
         try:
-            os.fstat(fd)
+            posix.fstat(fd)
         except OSError:
-            os.open("/dev/null", os.O_RDWR)  # takes the lowest free fd: this one
+            posix.open("/dev/null", posix.O_RDWR)  # takes the lowest free fd: this one
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
 """start, kill, delete: the light commands. None of them loads the config or the trampoline."""
-import os
+import posix
 
 from . import cgroups, kernel, state
 from .errors import OciError
@@ -26,12 +26,12 @@ def _release(c: state.Container) -> None:
     import select
     import time
 
-    fd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = posix.open(c.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
     try:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         while True:
-            data = os.read(fd, 512) if poller.poll(100) else b""
+            data = posix.read(fd, 512) if poller.poll(100) else b""
             if data == b"0":
                 break
             if data:  # the init could not go on: a startContainer hook failed
@@ -40,8 +40,8 @@ def _release(c: state.Container) -> None:
                 raise OciError("container init exited before start", c.id)
             time.sleep(_POLL)
     finally:
-        os.close(fd)
-    os.unlink(c.fifo)
+        posix.close(fd)
+    posix.unlink(c.fifo)
 
 
 def kill(root: str, container_id: str, sig: int, all_procs: bool = False) -> None:
@@ -58,7 +58,7 @@ def kill(root: str, container_id: str, sig: int, all_procs: bool = False) -> Non
 def signal_pid(c: state.Container, sig: int) -> None:
     """Signal the init through a pidfd, checked against the recorded start time: never a reused pid."""
     try:
-        pidfd = os.pidfd_open(c.pid)
+        pidfd = posix.pidfd_open(c.pid)
     except ProcessLookupError:
         return
     try:
@@ -70,7 +70,7 @@ def signal_pid(c: state.Container, sig: int) -> None:
     except ProcessLookupError:
         pass
     finally:
-        os.close(pidfd)
+        posix.close(pidfd)
 
 
 def delete(root: str, container_id: str, force: bool = False) -> None:

@@ -3,7 +3,7 @@
 containerd and conmon show the `msg` of the last `error` line of the JSON log when a command
 fails, so every failure ends with exactly one such line.
 """
-import os
+import posix
 import sys
 import time
 
@@ -19,7 +19,7 @@ def configure(path: str | None, fmt: str, debug: bool) -> None:
     _json = fmt == "json"
     _debug = debug
     if path:
-        _file = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        _file = posix.open(path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644)
 
 
 def now_rfc3339() -> str:
@@ -34,7 +34,7 @@ def _write(level: str, msg: str) -> None:
         line = dumps({"level": level, "msg": msg, "time": now_rfc3339()})
     else:
         line = f'time="{now_rfc3339()}" level={level} msg="{msg}"'
-    os.write(_file, (line + "\n").encode())
+    posix.write(_file, (line + "\n").encode())
 
 
 def error(msg: str) -> None:

@@ -7,9 +7,10 @@
 Status is never stored: it is computed from the live process (guarded against pid reuse by the
 process start time), the fifo, and the freezer.
 """
-import os
+import posix
 
 from . import jsonio
+from .posixio import exists, isdir, join
 from .errors import OciError
 
 OCI_VERSION = "1.3.0"
@@ -18,9 +19,10 @@ FIFO = "exec.fifo"
 
 
 def default_root() -> str:
-    if os.geteuid() == 0:
+    if posix.geteuid() == 0:
         return "/run/ocirun"
-    return os.path.join(os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}", "ocirun")
+    runtime_dir = posix.environ.get(b"XDG_RUNTIME_DIR", b"").decode() or f"/run/user/{posix.geteuid()}"
+    return join(runtime_dir, "ocirun")
 
 
 def check_id(container_id: str) -> None:
@@ -47,12 +49,12 @@ class Container:
 
     def __init__(self, root: str, container_id: str, data: dict | None = None):
         self.root, self.id = root, container_id
-        self.dir = os.path.join(root, container_id)
+        self.dir = join(root, container_id)
         self.data = data
 
     @property
     def fifo(self) -> str:
-        return os.path.join(self.dir, FIFO)
+        return join(self.dir, FIFO)
 
     @property
     def pid(self) -> int:
@@ -71,7 +73,7 @@ class Container:
             return "creating"
         if not self.alive():
             return "stopped"
-        if os.path.exists(self.fifo):
+        if exists(self.fifo):
             return "created"
         if _frozen(self.private.get("cgroup_dirs") or []):
             return "paused"
@@ -96,10 +98,10 @@ class Container:
         return out
 
     def save(self) -> None:
-        tmp = os.path.join(self.dir, f".{STATE_FILE}.tmp")
+        tmp = join(self.dir, f".{STATE_FILE}.tmp")
         with open(tmp, "w") as f:
             f.write(jsonio.dumps(self.data))
-        os.rename(tmp, os.path.join(self.dir, STATE_FILE))
+        posix.rename(tmp, join(self.dir, STATE_FILE))
 
 
 def _frozen(dirs: list[str]) -> bool:
@@ -116,10 +118,13 @@ def _frozen(dirs: list[str]) -> bool:
 def new(root: str, container_id: str) -> Container:
     """Claim the id: fails if a container of that id exists, even one still being created."""
     check_id(container_id)
-    os.makedirs(root, mode=0o700, exist_ok=True)
+    if not isdir(root):
+        import os
+
+        os.makedirs(root, mode=0o700, exist_ok=True)
     c = Container(root, container_id)
     try:
-        os.mkdir(c.dir, 0o700)
+        posix.mkdir(c.dir, 0o700)
     except FileExistsError:
         raise OciError("container already exists", container_id) from None
     return c
@@ -128,12 +133,12 @@ def new(root: str, container_id: str) -> Container:
 def load(root: str, container_id: str) -> Container:
     check_id(container_id)
     c = Container(root, container_id)
-    path = os.path.join(c.dir, STATE_FILE)
+    path = join(c.dir, STATE_FILE)
     try:
         with open(path) as f:
             text = f.read()
     except FileNotFoundError:
-        if os.path.isdir(c.dir):
+        if isdir(c.dir):
             return c  # still being created
         raise OciError("container does not exist", container_id) from None
     c.data = jsonio.loads(text, path)
@@ -142,7 +147,7 @@ def load(root: str, container_id: str) -> Container:
 
 def all_ids(root: str) -> list[str]:
     try:
-        return sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))
+        return sorted(n for n in posix.listdir(root) if isdir(join(root, n)))
     except FileNotFoundError:
         return []
 
@@ -150,10 +155,10 @@ def all_ids(root: str) -> list[str]:
 def remove(c: Container) -> None:
     for name in (STATE_FILE, FIFO, f".{STATE_FILE}.tmp"):
         try:
-            os.unlink(os.path.join(c.dir, name))
+            posix.unlink(join(c.dir, name))
         except FileNotFoundError:
             pass
     try:
-        os.rmdir(c.dir)
+        posix.rmdir(c.dir)
     except FileNotFoundError:
         pass

@@ -7,9 +7,10 @@ Placement lives here; the rest is imported only by the commands that need it:
 resources.py (linux.resources as file writes), devices.py and bpf.py (device rules: v1 files,
 the v2 eBPF filter), freezer.py (pause/resume), usage.py (stats and OOM kills for events).
 """
-import os
+import posix
 
 from ..errors import OciError
+from ..posixio import basename, dirname, exists, isdir
 
 ROOT = "/sys/fs/cgroup"
 # Superblock options of a v1 hierarchy that are not controllers.
@@ -27,7 +28,7 @@ class Hierarchy:
 
     @property
     def name(self) -> str:
-        return os.path.basename(self.mountpoint)
+        return basename(self.mountpoint)
 
     @property
     def mount_data(self) -> str:
@@ -77,17 +78,19 @@ def container_dirs(cgroups_path: str, container_id: str, systemd: bool = False) 
     the container id) from ocirun's own cgroup, as runc does.
     """
     if systemd or (cgroups_path.count(":") == 2 and not cgroups_path.startswith("/")):
-        if not os.path.isdir("/run/systemd/system"):
+        if not isdir("/run/systemd/system"):
             raise OciError("the systemd cgroup form slice:prefix:name needs a running systemd, and there is none",
                            "linux.cgroupsPath")
         raise OciError("the systemd cgroup driver is not supported yet", "linux.cgroupsPath")
     path = cgroups_path or container_id
     if ".." in path.split("/"):
         raise OciError(f"{path!r} must not contain '..'", "linux.cgroupsPath")
+    from os.path import normpath  # create path only
+
     dirs = []
     for h in hierarchies():
         base = "/" if path.startswith("/") else h.own_path
-        dirs.append(os.path.normpath(h.mountpoint + "/" + base + "/" + path))
+        dirs.append(normpath(h.mountpoint + "/" + base + "/" + path))
     return dirs
 
 
@@ -98,13 +101,13 @@ def create(dirs: list[str]) -> list[str]:
         for d in dirs:
             missing = []
             p = d
-            while not os.path.isdir(p):
+            while not isdir(p):
                 missing.append(p)
-                p = os.path.dirname(p)
+                p = dirname(p)
             for m in reversed(missing):
-                os.mkdir(m)
+                posix.mkdir(m)
                 made.append(m)
-                if os.path.exists(m + "/cpuset.cpus"):
+                if exists(m + "/cpuset.cpus"):
                     _inherit_cpuset(m)
     except OSError as e:
         remove(made)
@@ -114,7 +117,7 @@ def create(dirs: list[str]) -> list[str]:
 
 def _inherit_cpuset(d: str) -> None:
     """A new v1 cpuset cgroup starts empty and takes no task until it has cpus and mems."""
-    parent = os.path.dirname(d)
+    parent = dirname(d)
     for name in ("cpuset.cpus", "cpuset.mems"):
         with open(f"{d}/{name}") as f:
             if f.read().strip():
@@ -148,7 +151,7 @@ def pids(dirs: list[str]) -> list[int]:
 def kill_all(dirs: list[str], sig: int) -> None:
     for pid in pids(dirs):
         try:
-            os.kill(pid, sig)
+            posix.kill(pid, sig)
         except ProcessLookupError:
             pass
 
@@ -163,7 +166,7 @@ def remove(made: list[str]) -> None:
     for d in sorted(made, key=len, reverse=True):
         for _ in range(200):
             try:
-                os.rmdir(d)
+                posix.rmdir(d)
                 break
             except FileNotFoundError:
                 break
