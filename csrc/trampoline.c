@@ -592,16 +592,22 @@ __attribute__((noreturn, format(printf, 2, 3))) static void hook_failed(int fifo
  * A hook that fails or times out ends the init before execve, so `start` fails. */
 static void run_start_hooks(const struct oci_plan *p, int host_pid, int fifo)
 {
+    signal(SIGPIPE, SIG_IGN); /* a hook need not read its stdin */
     for (int i = 0; i < p->nstart_hooks; i++) {
         const struct oci_hook *h = &p->start_hooks[i];
+        if (access(h->path, X_OK) < 0)
+            hook_failed(fifo, "hooks.startContainer[%d]: %s: %s", i, h->path, strerror(errno));
         int in[2];
         if (pipe2(in, O_CLOEXEC) < 0)
             hook_failed(fifo, "hooks.startContainer[%d]: pipe: %s", i, strerror(errno));
         pid_t pid = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
+        if (pid < 0)
+            hook_failed(fifo, "hooks.startContainer[%d]: clone: %s", i, strerror(errno));
         if (pid == 0) {
+            signal(SIGPIPE, SIG_DFL);
             dup2(in[0], 0);
             execve(h->path, (char *const *)h->argv, (char *const *)h->envp);
-            hook_failed(fifo, "hooks.startContainer[%d]: exec %s: %s", i, h->path, strerror(errno));
+            _exit(127); /* the parent reports the exit status */
         }
         close(in[0]);
         dprintf(in[1], "%s%d%s", p->state_head, host_pid, p->state_tail);
@@ -625,6 +631,7 @@ static void run_start_hooks(const struct oci_plan *p, int host_pid, int fifo)
         if (WEXITSTATUS(status))
             hook_failed(fifo, "hooks.startContainer[%d]: %s failed with exit status %d", i, h->path, WEXITSTATUS(status));
     }
+    signal(SIGPIPE, SIG_DFL);
 }
 
 __attribute__((noreturn)) static void container_init(const struct oci_plan *p)

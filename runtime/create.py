@@ -42,7 +42,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
     fds: list[int] = []
     try:
         found = cgroups.hierarchies()
-        dirs = cgroups.container_dirs(cfg.cgroups_path, container_id, opts.systemd_cgroup)
+        dirs = cgroups.container_dirs(cfg.cgroups_path, container_id, opts.systemd_cgroup, found)
         made_cgroups = cgroups.create(dirs)
         device_rules = cgroups.device_allows(cfg.devices)
         cgroups.apply(dirs, cfg.resources, devices=device_rules)
@@ -52,7 +52,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         spawn = Spawn(plan, dirs, (cfg.uid_mappings, cfg.gid_mappings), cfg.process.oom_score_adj,
                       on_pty=lambda fd: console.hand_over(fd, opts.console_socket, opts.on_pty),
                       on_hooks=lambda pid: hooks.run_create_hooks(cfg, _creating(cfg, c, pid)),
-                      on_seccomp_fd=lambda pid, fd: plan.send_seccomp_listener(_creating(cfg, c, pid), fd))
+                      on_seccomp_fd=lambda pid, fd: plan.send_seccomp_listener(_creating(cfg, c, pid), fd, pid))
         pid = spawn.run()
         start_time = state.proc_stat(pid)[1]
         c.data = {

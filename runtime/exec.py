@@ -93,7 +93,7 @@ def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
         p.c.exec_fifo_fd = -1
         spawn = Spawn(p, c.private["cgroup_dirs"],
                       on_pty=lambda fd: console.hand_over(fd, o.console_socket, masters.append),
-                      on_seccomp_fd=lambda pid, fd: p.send_seccomp_listener(c.oci_state(), fd))
+                      on_seccomp_fd=lambda pid, fd: p.send_seccomp_listener(c.oci_state(), fd, pid))
         pid = spawn.run()
         if o.pid_file:
             from .create import _write_pid_file

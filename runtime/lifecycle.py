@@ -89,7 +89,9 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
         signal_pid(c, kernel.SIGNALS["KILL"])
         cgroups.kill_all(c.private["cgroup_dirs"], kernel.SIGNALS["KILL"])
         _wait_gone(c)
-    cgroups.remove(c.private["cgroup_made"])
+    stuck = cgroups.remove(c.private["cgroup_made"])
+    if stuck:  # state stays, so that delete can be tried again
+        raise OciError(f"cgroup {stuck[0]} still has processes that did not die", container_id)
     doc = c.oci_state()
     state.remove(c)
     stored = c.private.get("hooks", {})

@@ -214,11 +214,11 @@ class Plan:
         c.seccomp_prog, c.seccomp_len, c.seccomp_flags, c.seccomp_notify = prog, f.ninsns, f.flags, int(f.notify)
         self.seccomp = f
 
-    def send_seccomp_listener(self, doc: dict, fd: int) -> None:
-        """Hand a notify listener fd to the agent at listenerPath, with the container's state."""
+    def send_seccomp_listener(self, doc: dict, fd: int, pid: int) -> None:
+        """Hand the notify listener fd of process pid to the agent at listenerPath."""
         from .seccomp_notify import send_listener
 
-        send_listener(self.seccomp.listener_path, self.seccomp.listener_metadata, doc, fd)
+        send_listener(self.seccomp.listener_path, self.seccomp.listener_metadata, doc, fd, pid)
 
     def set_ops(self, ops: list[Op]) -> None:
         arr = self.array("struct oci_op", len(ops))

@@ -22,9 +22,10 @@ WHERE = "linux.seccomp.listenerPath"
 _SUN_PATH_MAX = 107  # sizeof(sun_path) - 1 for the terminating NUL
 
 
-def process_state(metadata, state_doc: dict) -> dict:
-    """The container process state for one seccompFd."""
-    doc = {"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": state_doc.get("pid", 0)}
+def process_state(metadata, state_doc: dict, pid: int | None = None) -> dict:
+    """The container process state for one seccompFd: `pid` is the process the filter is on
+    (an exec'd process, or the init when None), `state_doc` the container's state."""
+    doc = {"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": state_doc.get("pid", 0) if pid is None else pid}
     if metadata:
         doc["metadata"] = metadata
     doc["state"] = state_doc
@@ -44,14 +45,14 @@ def _connect(sock: socket.socket, path: str) -> None:
         os.close(dfd)
 
 
-def send_listener(listener_path: str, metadata, state_doc: dict, notify_fd: int) -> None:
+def send_listener(listener_path: str, metadata, state_doc: dict, notify_fd: int, pid: int | None = None) -> None:
     """Send the container process state and `notify_fd` to the agent at `listener_path`.
 
     `state_doc` is the container's state (runtime.md "State": ociVersion, id, status, pid,
     bundle, annotations) as `state` reports it at that moment; its pid is the container
     process's pid as ocirun sees it. The caller keeps (and closes) its own `notify_fd`.
     """
-    payload = dumps(process_state(metadata, state_doc)).encode()
+    payload = dumps(process_state(metadata, state_doc, pid)).encode()
     rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, notify_fd.to_bytes(4, sys.byteorder, signed=True))]
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)

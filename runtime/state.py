@@ -73,10 +73,13 @@ class Container:
             return "creating"
         if not self.alive():
             return "stopped"
+        # paused before created: a created container can be frozen too
+        from .cgroups.freezer import is_frozen
+
+        if is_frozen(self.private.get("cgroup_dirs") or []):
+            return "paused"
         if exists(self.fifo):
             return "created"
-        if _frozen(self.private.get("cgroup_dirs") or []):
-            return "paused"
         return "running"
 
     def oci_state(self) -> dict:
@@ -102,17 +105,6 @@ class Container:
         with open(tmp, "w") as f:
             f.write(jsonio.dumps(self.data))
         posix.rename(tmp, join(self.dir, STATE_FILE))
-
-
-def _frozen(dirs: list[str]) -> bool:
-    for d in dirs:
-        for name, frozen in (("freezer.state", "FROZEN"), ("cgroup.freeze", "1")):
-            try:
-                with open(f"{d}/{name}") as f:
-                    return f.read().strip() == frozen
-            except OSError:
-                continue
-    return False
 
 
 def new(root: str, container_id: str) -> Container:

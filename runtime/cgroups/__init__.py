@@ -71,7 +71,8 @@ def layout(found: list[Hierarchy]) -> str:
     return "hybrid" if 2 in versions else "v1"
 
 
-def container_dirs(cgroups_path: str, container_id: str, systemd: bool = False) -> list[str]:
+def container_dirs(cgroups_path: str, container_id: str, systemd: bool = False,
+                   found: list[Hierarchy] | None = None) -> list[str]:
     """The directory of the container's cgroup in every hierarchy.
 
     An absolute cgroupsPath is taken from each hierarchy's root, a relative one (and the default,
@@ -88,7 +89,7 @@ def container_dirs(cgroups_path: str, container_id: str, systemd: bool = False) 
     from os.path import normpath  # create path only
 
     dirs = []
-    for h in hierarchies():
+    for h in hierarchies() if found is None else found:
         base = "/" if path.startswith("/") else h.own_path
         dirs.append(normpath(h.mountpoint + "/" + base + "/" + path))
     return dirs
@@ -156,13 +157,15 @@ def kill_all(dirs: list[str], sig: int) -> None:
             pass
 
 
-def remove(made: list[str]) -> None:
+def remove(made: list[str]) -> list[str]:
     """Remove the directories we made, deepest first, killing what still runs in them.
 
-    A parent that another container's cgroup still sits in stays, and that is fine.
+    A parent that another container's cgroup still sits in stays, and that is fine. Returns
+    the directories that still hold processes after about a second of trying.
     """
     import time
 
+    stuck = []
     for d in sorted(made, key=len, reverse=True):
         for _ in range(200):
             try:
@@ -176,6 +179,9 @@ def remove(made: list[str]) -> None:
                 _unfreeze(d)  # a frozen v1 task never handles its SIGKILL
                 kill_all([d], 9)
                 time.sleep(0.005)
+        else:
+            stuck.append(d)
+    return stuck
 
 
 def _unfreeze(d: str) -> None:

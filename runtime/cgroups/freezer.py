@@ -1,17 +1,17 @@
 """Freeze and thaw a container's cgroup: the v1 freezer (freezer.state) where the host has one,
 else cgroup v2's cgroup.freeze. Both wait until the kernel reports the change done."""
-import os
 import time
 
 from ..errors import OciError
+from ..posixio import basename, dirname, exists
 
 
 def _find(dirs: list[str]) -> tuple[int, str]:
     for d in dirs:
-        if os.path.exists(d + "/freezer.state"):
+        if exists(d + "/freezer.state"):
             return 1, d
     for d in dirs:
-        if os.path.exists(d + "/cgroup.freeze"):
+        if exists(d + "/cgroup.freeze"):
             return 2, d
     raise OciError("the host has no cgroup freezer for this container (no freezer.state, no cgroup.freeze)",
                    dirs[0] if dirs else None)
@@ -22,7 +22,7 @@ def _write(path: str, value: str) -> None:
         with open(path, "w") as f:
             f.write(value)
     except OSError as e:
-        raise OciError(f"write {value} to {os.path.basename(path)}: {e.strerror}", os.path.dirname(path)) from None
+        raise OciError(f"write {value} to {basename(path)}: {e.strerror}", dirname(path)) from None
 
 
 def _read(path: str) -> str:
