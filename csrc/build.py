@@ -5,8 +5,9 @@ from cffi import FFI
 
 here = os.path.dirname(os.path.abspath(__file__))
 
+# attrs: sysctl, personality, scheduler & co. (before trampoline, whose plan points to it);
 # trampoline: the native stage of create/exec; bpf: the cgroup v2 device filter's syscalls.
-PARTS = ("trampoline", "bpf")
+PARTS = ("attrs", "trampoline", "bpf")
 
 ffibuilder = FFI()
 for part in PARTS:

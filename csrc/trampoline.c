@@ -35,6 +35,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
+#include "attrs.h"
 #include "trampoline.h"
 #include "sync.h"
 
@@ -667,6 +668,14 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
             die("process.rlimits: %s (soft %llu, hard %llu)", p->rlimits[i].name,
                 p->rlimits[i].soft, p->rlimits[i].hard);
     }
+    /* Before seccomp: a profile may well refuse fsopen or personality. */
+    if (p->attrs) {
+        char msg[1024];
+        if (oci_apply_attrs(p->attrs, msg, sizeof msg) < 0) {
+            errno = 0;
+            die("%s", msg);
+        }
+    }
     if (slave >= 0)
         take_terminal(slave);
     /* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while we have it. */
@@ -743,6 +752,13 @@ static void open_host_paths(struct oci_plan *p)
 
 __attribute__((noreturn)) static void stage1(struct oci_plan *p)
 {
+    if (p->attrs) {  /* exec's execCPUAffinity.initial, inherited by the process */
+        char msg[1024];
+        if (oci_apply_initial_affinity(p->attrs, msg, sizeof msg) < 0) {
+            errno = 0;
+            die("%s", msg);
+        }
+    }
     open_host_paths(p);
     /* Joined namespaces first, the user namespace before the rest (the plan orders them). */
     for (int i = 0; i < p->njoins; i++)

@@ -104,6 +104,8 @@ struct oci_plan {
     unsigned int seccomp_flags;       /* SECCOMP_FILTER_FLAG_* */
     int seccomp_notify;               /* the filter returns a listener fd: send it to the parent */
 
+    struct oci_attrs *attrs;  /* csrc/attrs.h: sysctl, personality, scheduler ..., or NULL */
+
     /* protocol */
     int preserve_fds;         /* fds 3 .. 3+n-1 stay open across execve */
     int exec_fifo_fd;         /* O_PATH fd of the exec fifo, or -1 to exec at once */

@@ -64,7 +64,8 @@ class Config(Record):
     __slots__ = ("oci_version", "bundle", "rootfs", "readonly_root", "process", "hostname",
                  "domainname", "mounts", "hooks", "annotations", "namespaces", "uid_mappings",
                  "gid_mappings", "devices", "cgroups_path", "resources", "rootfs_propagation",
-                 "masked_paths", "readonly_paths", "time_offsets", "sysctl", "seccomp", "process_doc")
+                 "masked_paths", "readonly_paths", "time_offsets", "sysctl", "seccomp", "process_doc",
+                 "attrs", "attrs_state")
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -143,7 +144,19 @@ def _convert(doc: dict, bundle: str) -> Config:
         sysctl=linux.get("sysctl") or {},
         seccomp=linux.get("seccomp"),
         process_doc=doc["process"],
+        **_attrs(doc),
     )
+
+
+def _attrs(doc: dict) -> dict:
+    """sysctl, personality, scheduler, LSM labels and the like (runtime/attrs.py)."""
+    from . import attrs
+
+    if not attrs.wanted(doc):
+        return {"attrs": None, "attrs_state": None}
+    attrs.check_lsm(doc)
+    attrs.check_intel_rdt(doc)
+    return {"attrs": attrs.convert(doc), "attrs_state": attrs.for_state(doc)}
 
 
 def convert_process(p: dict | None, where: str = "process") -> Process:

@@ -72,6 +72,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
                 "hooks": hooks.to_state(cfg.hooks),
                 "process": cfg.process_doc,
                 "seccomp": cfg.seccomp,
+                "attrs": cfg.attrs_state,
             },
         }
         c.save()
@@ -146,6 +147,10 @@ def build_plan(cfg, opts, container, cgroup_dirs, found, fds: list[int]) -> Plan
     c.new_keyring = int(not opts.no_new_keyring)
     p.set_process(cfg.process)
     p.set_seccomp(cfg.seccomp)
+    if cfg.attrs is not None:
+        from . import attrs
+
+        c.attrs = attrs.fill(p, cfg.attrs)
     c.preserve_fds = opts.preserve_fds
     fifo_fd = os.open(container.fifo, os.O_PATH | os.O_CLOEXEC)
     fds.append(fifo_fd)

@@ -72,6 +72,10 @@ def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
     try:
         check_config({"ociVersion": c.data["ociVersion"], "root": {"path": "/"}, "process": doc})
         proc = config.convert_process(doc)
+        from . import attrs
+
+        attrs.check_lsm({"process": doc})
+        exec_attrs = attrs.convert_exec(doc, c.private.get("attrs"))
     except ConfigError as e:
         raise ConfigError(e.message, e.where, file=source) from None
     if proc.terminal and o.console_socket:
@@ -89,6 +93,7 @@ def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
         p.set_joins(_namespaces_of(c.pid), fds, container_id)
         p.set_process(proc)
         p.set_seccomp(c.private.get("seccomp"))
+        p.c.attrs = attrs.fill(p, exec_attrs)
         p.c.preserve_fds = int(o.preserve_fds or 0)
         p.c.exec_fifo_fd = -1
         spawn = Spawn(p, c.private["cgroup_dirs"],
