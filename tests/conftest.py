@@ -50,6 +50,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import busybox_bundle  # noqa: E402
 
+# Test modules import MARK and helpers from here under a name of their own: the bare name
+# `conftest` is also tests/integration's conftest, and whichever loads first would win.
+sys.modules["ocitest_conftest"] = sys.modules[__name__]
+
 # tests/bench holds benchmark scripts, not tests.
 collect_ignore = ["bench"]
 collect_ignore_glob = ["bench/*"]

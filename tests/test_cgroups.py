@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import MARK, find_cgroup_dirs
+from ocitest_conftest import MARK, find_cgroup_dirs
 from runtime import cgroup_commands, cgroups, state
 from runtime.errors import OciError
 

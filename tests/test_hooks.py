@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MARK
+from ocitest_conftest import MARK
 
 IN_CONTAINER = "/hooklog"
 HOOK = """#!/bin/sh

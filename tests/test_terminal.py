@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import MARK
+from ocitest_conftest import MARK
 
 WAIT = 10  # seconds: the bound on every read and wait
 TIOCGPTN = getattr(termios, "TIOCGPTN", 0x80045430)  # _IOR('T', 0x30, unsigned int)

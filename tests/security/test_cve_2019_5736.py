@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import MARK
+from ocitest_conftest import MARK
 
 ATTACKER_C = r"""
 #define _GNU_SOURCE

@@ -14,7 +14,7 @@ import tempfile
 
 import pytest
 
-from conftest import MARK
+from ocitest_conftest import MARK
 
 FDS = range(3, 11)
 
