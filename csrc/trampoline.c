@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -212,6 +213,67 @@ static unsigned long locked_flags(const char *path)
 #define BIND_KEEP (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | \
                    MS_RELATIME | MS_STRICTATIME)
 
+/* Copy a directory tree between two directory fds (tmpcopyup): files, dirs, symlinks and
+ * device nodes, with their modes and owners, never following a symlink. */
+static void copy_tree(const struct oci_op *op, int from, int to)
+{
+    int dupfd = dup(from);
+    DIR *dir = dupfd < 0 ? NULL : fdopendir(dupfd);
+    if (!dir)
+        die("%s: tmpcopyup %s: read directory", op->where, op->target);
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        const char *n = e->d_name;
+        struct stat st;
+        if (!strcmp(n, ".") || !strcmp(n, ".."))
+            continue;
+        if (fstatat(from, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            die("%s: tmpcopyup %s/%s: stat", op->where, op->target, n);
+        if (S_ISDIR(st.st_mode)) {
+            if (mkdirat(to, n, 0700) < 0)
+                die("%s: tmpcopyup %s/%s: mkdir", op->where, op->target, n);
+            int f = openat(from, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int t = openat(to, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (f < 0 || t < 0)
+                die("%s: tmpcopyup %s/%s: open", op->where, op->target, n);
+            copy_tree(op, f, t);
+            close(f);
+            close(t);
+        } else if (S_ISREG(st.st_mode)) {
+            int f = openat(from, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            int t = openat(to, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+            if (f < 0 || t < 0)
+                die("%s: tmpcopyup %s/%s: open", op->where, op->target, n);
+            char buf[65536];
+            ssize_t r;
+            while ((r = read(f, buf, sizeof buf)) > 0)
+                if (write(t, buf, r) != r)
+                    die("%s: tmpcopyup %s/%s: write", op->where, op->target, n);
+            if (r < 0)
+                die("%s: tmpcopyup %s/%s: read", op->where, op->target, n);
+            close(f);
+            close(t);
+        } else if (S_ISLNK(st.st_mode)) {
+            char link[PATH_MAX];
+            ssize_t len = readlinkat(from, n, link, sizeof link - 1);
+            if (len < 0)
+                die("%s: tmpcopyup %s/%s: readlink", op->where, op->target, n);
+            link[len] = 0;
+            if (symlinkat(link, to, n) < 0)
+                die("%s: tmpcopyup %s/%s: symlink", op->where, op->target, n);
+        } else if (mknodat(to, n, st.st_mode, st.st_rdev) < 0) {
+            die("%s: tmpcopyup %s/%s: mknod", op->where, op->target, n);
+        }
+        if (fchownat(to, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+            (!S_ISLNK(st.st_mode) && fchmodat(to, n, st.st_mode & 07777, 0) < 0))
+            die("%s: tmpcopyup %s/%s: owner and mode", op->where, op->target, n);
+    }
+    closedir(dir);
+    struct stat top;
+    if (fstat(from, &top) < 0 || fchown(to, top.st_uid, top.st_gid) < 0 || fchmod(to, top.st_mode & 07777) < 0)
+        die("%s: tmpcopyup %s: owner and mode", op->where, op->target);
+}
+
 static void do_mount(int root, const struct oci_op *op)
 {
     char where[64];
@@ -238,6 +300,10 @@ static void do_mount(int root, const struct oci_op *op)
                 die("%s: mount %s: remount with options", op->where, op->target);
         }
     } else {
+        /* tmpcopyup: what the destination holds, opened before the mount hides it */
+        int old = op->copy_up ? open_in_root(root, op->target, O_RDONLY | O_DIRECTORY) : -1;
+        if (op->copy_up && old < 0)
+            die("%s: tmpcopyup %s", op->where, op->target);
         if (mount(op->source, where, op->fstype, op->flags & ~MS_REC, op->data) < 0)
             die("%s: mount %s (%s) on %s", op->where, op->source ? op->source : "none", op->fstype, op->target);
         close(fd);
@@ -245,6 +311,14 @@ static void do_mount(int root, const struct oci_op *op)
         if (fd < 0)
             die("%s: mount %s: reopen", op->where, op->target);
         fd_path(fd, where, sizeof where);
+        if (old >= 0) {
+            int new = open_in_root(root, op->target, O_RDONLY | O_DIRECTORY);
+            if (new < 0)
+                die("%s: tmpcopyup %s: open the new mount", op->where, op->target);
+            copy_tree(op, old, new);
+            close(new);
+            close(old);
+        }
     }
     if (op->propagation && mount(NULL, where, NULL, op->propagation, NULL) < 0)
         die("%s: mount %s: set propagation", op->where, op->target);

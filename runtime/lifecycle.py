@@ -74,7 +74,12 @@ def signal_pid(c: state.Container, sig: int) -> None:
 
 
 def delete(root: str, container_id: str, force: bool = False) -> None:
-    c = state.load(root, container_id)
+    try:
+        c = state.load(root, container_id)
+    except OciError:
+        if force:  # as runc: callers clean up after a failed create with delete --force
+            return
+        raise
     if c.data is None:
         if not force:
             raise OciError("container is being created", container_id)

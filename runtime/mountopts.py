@@ -48,19 +48,22 @@ RECURSIVE = {
 }
 
 UNSUPPORTED = ("idmap", "ridmap")
+# Options that ask ocirun for something rather than the kernel (runc and crun know them too).
+COPY_UP = "tmpcopyup"  # the new tmpfs starts with what its destination held
 
 
 class MountOptions:
-    __slots__ = ("flags", "propagation", "attr_set", "attr_clr", "data")
+    __slots__ = ("flags", "propagation", "attr_set", "attr_clr", "data", "copy_up")
 
-    def __init__(self, flags, propagation, attr_set, attr_clr, data):
+    def __init__(self, flags, propagation, attr_set, attr_clr, data, copy_up=False):
         self.flags, self.propagation, self.data = flags, propagation, data
-        self.attr_set, self.attr_clr = attr_set, attr_clr
+        self.attr_set, self.attr_clr, self.copy_up = attr_set, attr_clr, copy_up
 
 
 def parse(options: list[str], where: str) -> MountOptions:
     """Later options win over earlier ones, as with mount(8); anything unknown is filesystem data."""
     flags = propagation = attr_set = attr_clr = 0
+    copy_up = False
     data = []
     for opt in options:
         if opt in FLAGS:
@@ -74,8 +77,10 @@ def parse(options: list[str], where: str) -> MountOptions:
             attr_set = (attr_set & ~off) | on
             if not on:
                 attr_set &= ~off
+        elif opt == COPY_UP:
+            copy_up = True
         elif opt in UNSUPPORTED:
             raise ConfigError(f"mount option {opt!r} is not supported", where)
         else:
             data.append(opt)
-    return MountOptions(flags, propagation, attr_set, attr_clr, ",".join(data) or None)
+    return MountOptions(flags, propagation, attr_set, attr_clr, ",".join(data) or None, copy_up)

@@ -29,15 +29,16 @@ class Op:
     """One rootfs operation, as struct oci_op will hold it."""
 
     __slots__ = ("kind", "where", "source", "target", "fstype", "data", "flags", "propagation",
-                 "attr_set", "attr_clr", "target_is_dir", "mode", "major", "minor", "uid", "gid")
+                 "attr_set", "attr_clr", "target_is_dir", "mode", "major", "minor", "uid", "gid", "copy_up")
 
     def __init__(self, kind, where, target, source=None, fstype=None, data=None, flags=0, propagation=0,
-                 attr_set=0, attr_clr=0, target_is_dir=1, mode=0, major=0, minor=0, uid=-1, gid=-1):
+                 attr_set=0, attr_clr=0, target_is_dir=1, mode=0, major=0, minor=0, uid=-1, gid=-1,
+                 copy_up=False):
         self.kind, self.where, self.target, self.source = kind, where, target, source
         self.fstype, self.data = fstype, data
         self.flags, self.propagation, self.attr_set, self.attr_clr = flags, propagation, attr_set, attr_clr
         self.target_is_dir, self.mode, self.major, self.minor = target_is_dir, mode, major, minor
-        self.uid, self.gid = uid, gid
+        self.uid, self.gid, self.copy_up = uid, gid, copy_up
 
 
 def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layout: list[Hierarchy],
@@ -60,7 +61,7 @@ def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layo
                 raise ConfigError("a mount that is not a bind mount needs a type", f"mounts[{i}].type")
             ops.append(Op(OP_MOUNT, where, m.destination, source=m.source or m.type, fstype=m.type,
                           data=o.data, flags=o.flags, propagation=o.propagation,
-                          attr_set=o.attr_set, attr_clr=o.attr_clr))
+                          attr_set=o.attr_set, attr_clr=o.attr_clr, copy_up=o.copy_up))
     ops.append(Op(OP_MKDIR, "process.cwd", cfg.process.cwd))
 
     if not dev_bound:
@@ -229,4 +230,5 @@ class Plan:
             c.flags, c.propagation = op.flags, op.propagation
             c.attr_set, c.attr_clr, c.target_is_dir = op.attr_set, op.attr_clr, op.target_is_dir
             c.mode, c.major, c.minor, c.uid, c.gid = op.mode, op.major, op.minor, op.uid, op.gid
+            c.copy_up = int(op.copy_up)
         self.c.ops, self.c.nops = arr, len(ops)

@@ -84,6 +84,17 @@ def test_mount_flags_nosuid_nodev_noexec(run_in):
     assert "size=1024k" in m["super"]
 
 
+def test_tmpcopyup_starts_the_tmpfs_with_what_the_destination_held(run_in):
+    # podman --read-only sends tmpfs mounts with tmpcopyup for /tmp, /run and /var/tmp.
+    mnt = {"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+           "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]}
+    r = run_in(["sh", "-c", "head -1 /etc/passwd; stat -c '%a %u' /etc/passwd; touch /etc/new && echo writable; "
+                            "cat /proc/self/mountinfo"], lambda c: c["mounts"].append(mnt))
+    lines = r.stdout.splitlines()
+    assert lines[:3] == ["root:x:0:0:root:/root:/bin/sh", "644 0", "writable"]
+    assert mountinfo(r.stdout)["/etc"]["fstype"] == "tmpfs"
+
+
 def test_mounts_apply_in_config_order(run_in):
     mounts = [{"destination": "/mnt/outer", "type": "tmpfs", "source": "tmpfs", "options": ["mode=755"]},
               {"destination": "/mnt/outer/inner", "type": "tmpfs", "source": "tmpfs", "options": ["mode=700"]}]
