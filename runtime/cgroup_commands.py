@@ -56,14 +56,8 @@ def ps(root: str, container_id: str) -> list[int]:
 
 def ps_table(root: str, container_id: str, ps_args: list[str] | None = None) -> str:
     """runc's `ps` table: the host's `ps` (default `-ef`) with the header and the container's lines."""
-    import subprocess
-
     pids = set(ps(root, container_id))
-    try:
-        out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError) as e:
-        raise OciError(f"run ps: {e}", container_id) from None
-    lines = out.splitlines()
+    lines = _run_ps(ps_args or ["-ef"], container_id).splitlines()
     if not lines:
         return ""
     header = lines[0].split()
@@ -76,6 +70,26 @@ def ps_table(root: str, container_id: str, ps_args: list[str] | None = None) -> 
         if len(fields) > col and fields[col].isdigit() and int(fields[col]) in pids:
             keep.append(line)
     return "\n".join(keep) + "\n"
+
+
+def _run_ps(args: list[str], container_id: str) -> str:
+    """ps(1)'s output, through posix_spawn: subprocess would pull in locale, re and enum."""
+    r, w = os.pipe()
+    try:
+        pid = os.posix_spawnp("ps", ["ps", *args], os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, w, 1)])
+    except OSError as e:
+        os.close(r)
+        raise OciError(f"run ps: {e.strerror}", container_id) from None
+    finally:
+        os.close(w)
+    chunks = []
+    while chunk := os.read(r, 65536):
+        chunks.append(chunk)
+    os.close(r)
+    status = os.waitpid(pid, 0)[1]
+    if status:
+        raise OciError(f"ps {' '.join(args)} failed with wait status {status}", container_id)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def read_resources(path: str) -> dict:
