@@ -226,7 +226,8 @@ def test_import_budget(command, rt, bundle, new_id, runtime_bin, python, baselin
         if len(chain) == 1 or not chain[0].startswith("runtime"):
             who = _who_imports(pkg, chain[0])
             if who:
-                what += "\n      imported from a function; the installed sources that import it: " + "; ".join(who)
+                what += ("\n      at the top of the import tree: imported by bin/ocirun itself or inside a function; "
+                         "the installed sources that import it: " + "; ".join(who))
         problems.append(f"forbidden module {_forbidden(outer)!r}: {what}")
     # 2. Anything over the budget (smallest figure over the runs).
     names = set().union(*(t.modules for t in trees)) - baseline
