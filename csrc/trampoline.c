@@ -41,6 +41,7 @@
 #include "sync.h"
 
 #ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x1
 struct mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_fd; };
 #endif
 #ifndef AT_RECURSIVE
@@ -123,11 +124,11 @@ static int expect(int type)
 
 /* Open path (absolute in the container) below root without ever leaving it: symlinks,
  * including ones the container swaps in, resolve as if root were "/". */
-static int open_in_root(int root, const char *path, int flags)
+static int open_in_root_r(int root, const char *path, int flags, unsigned long long resolve)
 {
     struct open_how how = {
         .flags = flags | O_CLOEXEC,
-        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve,
     };
     int fd;
     while (*path == '/')
@@ -139,12 +140,17 @@ static int open_in_root(int root, const char *path, int flags)
     return fd;
 }
 
+static int open_in_root(int root, const char *path, int flags)
+{
+    return open_in_root_r(root, path, flags, 0);
+}
+
 /* Open path below root, creating what is missing: directories along the way, and the last
  * component as a directory or an empty file. Every prefix is resolved again from root, so a
  * symlink met (or swapped in) on the way still can't lead out. Returns an O_PATH fd. */
-static int mkpath_in_root(int root, const char *path, int last_is_dir)
+static int mkpath_in_root_r(int root, const char *path, int last_is_dir, unsigned long long resolve)
 {
-    int fd = open_in_root(root, path, O_PATH);
+    int fd = open_in_root_r(root, path, O_PATH, resolve);
     if (fd >= 0 || errno != ENOENT)
         return fd;
     char prefix[PATH_MAX] = "/";
@@ -162,7 +168,7 @@ static int mkpath_in_root(int root, const char *path, int last_is_dir)
         char name[NAME_MAX + 1];
         memcpy(name, p, n);
         name[n] = 0;
-        int parent = open_in_root(root, prefix, O_PATH | O_DIRECTORY);
+        int parent = open_in_root_r(root, prefix, O_PATH | O_DIRECTORY, resolve);
         if (parent < 0)
             return -1;
         int r = 0;
@@ -183,7 +189,12 @@ static int mkpath_in_root(int root, const char *path, int last_is_dir)
         plen += n;
         p += n;
     }
-    return open_in_root(root, path, O_PATH);
+    return open_in_root_r(root, path, O_PATH, resolve);
+}
+
+static int mkpath_in_root(int root, const char *path, int last_is_dir)
+{
+    return mkpath_in_root_r(root, path, last_is_dir, 0);
 }
 
 static void fd_path(int fd, char *buf, size_t len)
@@ -277,19 +288,21 @@ static void copy_tree(const struct oci_op *op, int from, int to)
 static void do_mount(int root, const struct oci_op *op)
 {
     char where[64];
-    int fd = mkpath_in_root(root, op->target, op->target_is_dir);
+    int fd = mkpath_in_root_r(root, op->target, op->target_is_dir, op->resolve_flags);
     if (fd < 0)
-        die("%s: mount %s: create destination", op->where, op->target);
+        die("%s: mount %s: create destination%s", op->where, op->target,
+            errno == ELOOP ? " (must not be reached through a symlink)" : "");
     fd_path(fd, where, sizeof where);
 
     if (op->flags & MS_BIND) {
         if (syscall(SYS_move_mount, op->source_fd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
             die("%s: mount %s on %s: bind", op->where, op->source, op->target);
         close(fd);
-        /* Options of a bind mount only take effect on a remount of the new mount. */
-        fd = open_in_root(root, op->target, O_PATH);
+        /* The tree's fd is now the attached mount itself: options go to it through that fd,
+         * never through the destination's path, which the container may have swapped since. */
+        fd = dup(op->source_fd);
         if (fd < 0)
-            die("%s: mount %s: reopen", op->where, op->target);
+            die("%s: mount %s: dup", op->where, op->target);
         fd_path(fd, where, sizeof where);
         unsigned long extra = op->flags & BIND_KEEP;
         if (extra) {
@@ -307,7 +320,7 @@ static void do_mount(int root, const struct oci_op *op)
         if (mount(op->source, where, op->fstype, op->flags & ~MS_REC, op->data) < 0)
             die("%s: mount %s (%s) on %s", op->where, op->source ? op->source : "none", op->fstype, op->target);
         close(fd);
-        fd = open_in_root(root, op->target, O_PATH);
+        fd = open_in_root_r(root, op->target, O_PATH, op->resolve_flags);
         if (fd < 0)
             die("%s: mount %s: reopen", op->where, op->target);
         fd_path(fd, where, sizeof where);
@@ -372,7 +385,7 @@ static void do_mask(int root, const struct oci_op *op)
 {
     char where[64];
     struct stat st;
-    int fd = open_in_root(root, op->target, O_PATH);
+    int fd = open_in_root_r(root, op->target, O_PATH, op->resolve_flags);
     if (fd < 0) {
         if (errno == ENOENT)
             return; /* nothing there to hide */
@@ -400,24 +413,21 @@ static void do_mask(int root, const struct oci_op *op)
 
 static void do_readonly(int root, const struct oci_op *op)
 {
-    char where[64];
-    int fd = open_in_root(root, op->target, O_PATH);
+    int fd = open_in_root_r(root, op->target, O_PATH, op->resolve_flags);
     if (fd < 0) {
         if (errno == ENOENT)
             return;
         die("%s: %s", op->where, op->target);
     }
-    fd_path(fd, where, sizeof where);
-    if (mount(where, where, NULL, MS_BIND | MS_REC, NULL) < 0)
-        die("%s: %s: bind", op->where, op->target);
-    close(fd);
-    fd = open_in_root(root, op->target, O_PATH);
-    if (fd < 0)
-        die("%s: %s: reopen", op->where, op->target);
-    fd_path(fd, where, sizeof where);
-    unsigned long keep = locked_flags(where) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
-    if (mount(NULL, where, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) < 0)
-        die("%s: %s: remount read-only", op->where, op->target);
+    /* A read-only copy of the tree, attached on the very inode resolved above: no second lookup
+     * by path that a swapped symlink could redirect. */
+    int tree = syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (tree < 0 || syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+        die("%s: %s: read-only copy", op->where, op->target);
+    if (syscall(SYS_move_mount, tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        die("%s: %s: attach the read-only copy", op->where, op->target);
+    close(tree);
     close(fd);
 }
 
@@ -752,26 +762,17 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     }
     if (slave >= 0)
         take_terminal(slave);
-    /* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while we have it. */
-    if (p->seccomp_prog && !p->no_new_privs)
-        install_seccomp(p);
-    set_credentials(p);
     /* cwd resolved inside the container's root with no magic links: an fd the caller leaked
-     * (/proc/self/fd/N) can't lead to a host directory. The lookup runs as the user. */
+     * (/proc/self/fd/N) can't lead to a host directory. Entered again once we are the user, so
+     * that the user's permission to be there is checked too. */
     int here = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     int cwd = here < 0 ? -1 : open_in_root(here, p->cwd, O_PATH | O_DIRECTORY);
     if (cwd < 0 || fchdir(cwd) < 0)
         die("process.cwd %s", p->cwd);
-    close(cwd);
     close(here);
-    if (p->umask >= 0)
-        umask(p->umask);
     char exe_buf[PATH_MAX];
     const char *exe = find_executable(p, exe_buf, sizeof exe_buf);
-    if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        die("process.noNewPrivileges");
-
-    /* Every fd but stdio and the preserved ones goes at execve. */
+    /* Every fd but stdio, the preserved ones (and ours, all close-on-exec) goes at execve. */
     if (syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         die("close_range");
     /* Python ignores SIGPIPE and SIGXFSZ; ignored signals would survive into hooks and execve. */
@@ -780,6 +781,20 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+
+    /* The filter comes as late as it can, so that a profile need not allow ocirun's own setup
+     * calls: without no_new_privs it needs CAP_SYS_ADMIN, so before the user switch; with it,
+     * after everything but the hand-over and the fifo. */
+    if (p->seccomp_prog && !p->no_new_privs)
+        install_seccomp(p);
+    set_credentials(p);
+    if (fchdir(cwd) < 0)
+        die("process.cwd %s", p->cwd);
+    close(cwd);
+    if (p->umask >= 0)
+        umask(p->umask);
+    if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        die("process.noNewPrivileges");
     if (p->seccomp_prog && p->no_new_privs)
         install_seccomp(p);
     send_msg(SYNC_READY, 0, NULL);

@@ -28,6 +28,7 @@ struct oci_op {
     unsigned long long attr_set; /* mount_setattr(2) attributes for the recursive r* options */
     unsigned long long attr_clr;
     int target_is_dir;        /* create a missing target as a directory (1) or a file (0) */
+    unsigned long long resolve_flags; /* extra RESOLVE_* (RESOLVE_NO_SYMLINKS for /proc, /sys) */
     int copy_up;              /* tmpcopyup: the new tmpfs gets what the destination held */
     int source_fd;            /* set by stage 1: a detached copy of the bind source's tree */
     unsigned int mode;        /* mknod: S_IFCHR/S_IFBLK/S_IFIFO | permission bits */

@@ -112,10 +112,11 @@ def _convert(doc: dict, bundle: str) -> Config:
         raise ConfigError("mappings are given but no new user namespace is asked for", "linux.uidMappings")
 
     types = {ns.type for ns in namespaces if not ns.path}
-    if doc.get("hostname") and "uts" not in types:
-        raise ConfigError("setting the hostname needs a new uts namespace", "hostname")
-    if doc.get("domainname") and "uts" not in types:
-        raise ConfigError("setting the domainname needs a new uts namespace", "domainname")
+    # a joined uts namespace is the container's own too (runc sets the name there as well)
+    if doc.get("hostname") and not any(ns.type == "uts" for ns in namespaces):
+        raise ConfigError("setting the hostname needs a uts namespace", "hostname")
+    if doc.get("domainname") and not any(ns.type == "uts" for ns in namespaces):
+        raise ConfigError("setting the domainname needs a uts namespace", "domainname")
     if linux.get("timeOffsets") and "time" not in types:
         raise ConfigError("time offsets need a new time namespace", "linux.timeOffsets")
 

@@ -23,13 +23,24 @@ DEV_SYMLINKS = (
 )
 DEVICE_TYPES = {"c": k.S_IFCHR, "u": k.S_IFCHR, "b": k.S_IFBLK, "p": k.S_IFIFO}
 OP_MOUNT, OP_MKNOD, OP_SYMLINK, OP_MKDIR, OP_MASK, OP_READONLY = 1, 2, 3, 4, 5, 6
+# Files under /proc a bind mount may cover (what lxcfs-style tools provide); anything else there
+# could hide the kernel files the runtime and LSMs rely on (the CVE-2019-16884 class).
+PROC_BINDS_ALLOWED = {"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+                      "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+                      "/proc/sys/kernel/ns_last_pid"}
+
+
+def _kernel_fs_path(path: str) -> bool:
+    """Paths in /proc and /sys are resolved with no symlinks at all (CVE-2019-19921 class)."""
+    return path in ("/proc", "/sys") or path.startswith(("/proc/", "/sys/"))
 
 
 class Op:
     """One rootfs operation, as struct oci_op will hold it."""
 
     __slots__ = ("kind", "where", "source", "target", "fstype", "data", "flags", "propagation",
-                 "attr_set", "attr_clr", "target_is_dir", "mode", "major", "minor", "uid", "gid", "copy_up")
+                 "attr_set", "attr_clr", "target_is_dir", "mode", "major", "minor", "uid", "gid", "copy_up",
+                 "resolve_flags")
 
     def __init__(self, kind, where, target, source=None, fstype=None, data=None, flags=0, propagation=0,
                  attr_set=0, attr_clr=0, target_is_dir=1, mode=0, major=0, minor=0, uid=-1, gid=-1,
@@ -39,6 +50,7 @@ class Op:
         self.flags, self.propagation, self.attr_set, self.attr_clr = flags, propagation, attr_set, attr_clr
         self.target_is_dir, self.mode, self.major, self.minor = target_is_dir, mode, major, minor
         self.uid, self.gid, self.copy_up = uid, gid, copy_up
+        self.resolve_flags = k.RESOLVE_NO_SYMLINKS if _kernel_fs_path(target) or fstype in ("proc", "sysfs") else 0
 
 
 def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layout: list[Hierarchy],
@@ -48,6 +60,9 @@ def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layo
     dev_bound = False
     for i, m in enumerate(cfg.mounts):
         where = f"mounts[{i}]"
+        dest = os.path.normpath(m.destination)
+        if m.type != "proc" and (dest == "/proc" or dest.startswith("/proc/")) and dest not in PROC_BINDS_ALLOWED:
+            raise ConfigError(f"{dest} is in /proc: only proc may be mounted there", f"{where}.destination")
         o = mountopts.parse(m.options, where + ".options")
         if m.type == "bind":
             dev_bound |= os.path.normpath(m.destination) == "/dev"
@@ -230,5 +245,5 @@ class Plan:
             c.flags, c.propagation = op.flags, op.propagation
             c.attr_set, c.attr_clr, c.target_is_dir = op.attr_set, op.attr_clr, op.target_is_dir
             c.mode, c.major, c.minor, c.uid, c.gid = op.mode, op.major, op.minor, op.uid, op.gid
-            c.copy_up = int(op.copy_up)
+            c.copy_up, c.resolve_flags = int(op.copy_up), op.resolve_flags
         self.c.ops, self.c.nops = arr, len(ops)

@@ -261,11 +261,9 @@ def _comparisons(args, where: str) -> list:
         if two is not None and not _is_uint(two, U64):
             raise ConfigError(f"must be an unsigned 64-bit integer, not {two!r}", f"{here}.valueTwo")
         if op == "SCMP_CMP_MASKED_EQ":
-            # (argument & value) == valueTwo: two operands.
-            if two is None:
-                raise ConfigError("SCMP_CMP_MASKED_EQ compares two values: `value` (the mask) and "
-                                  "`valueTwo` (what the masked argument must equal); valueTwo is missing",
-                                  here)
+            # (argument & value) == valueTwo; valueTwo is optional and defaults to 0, as Go's
+            # encoders leave a zero out (runtime-tools' and runc's profiles rely on it).
+            pass
         elif two:
             # One operand. Profiles in the wild (Docker's) carry "valueTwo": 0 on these, so only a
             # value that would change the meaning is refused.
