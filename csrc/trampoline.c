@@ -359,7 +359,15 @@ static void do_mknod(int root, const struct oci_op *op)
     int parent;
     const char *name;
     split_parent(root, op->target, &parent, &name);
-    unlinkat(parent, name, 0); /* a device replaces whatever the image had there */
+    /* A device replaces a device or fifo the image had there, never a file or directory. */
+    struct stat old;
+    if (fstatat(parent, name, &old, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (!S_ISCHR(old.st_mode) && !S_ISBLK(old.st_mode) && !S_ISFIFO(old.st_mode)) {
+            errno = EEXIST;
+            die("%s: device %s: something other than a device is there", op->where, op->target);
+        }
+        unlinkat(parent, name, 0);
+    }
     if (mknodat(parent, name, op->mode, makedev(op->major, op->minor)) < 0)
         die("%s: device %s: mknod", op->where, op->target);
     if ((op->uid >= 0 || op->gid >= 0) && fchownat(parent, name, op->uid, op->gid, AT_SYMLINK_NOFOLLOW) < 0)
@@ -532,11 +540,15 @@ static int setup_rootfs(const struct oci_plan *p)
         if (mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0)
             die("root.path %s: move to / (--no-pivot)", p->rootfs);
     } else {
-        if (syscall(SYS_pivot_root, ".", ".") < 0)
+        int oldroot = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (oldroot < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
             die("root.path %s: pivot_root", p->rootfs);
-        /* The old root now sits on top of the new one: detach it. */
-        if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0 || umount2(".", MNT_DETACH) < 0)
+        /* The old root now sits on top of the new one: detach it, from the old root's own
+         * directory, so that making it a slave can't touch the new root's mounts. */
+        if (fchdir(oldroot) < 0 || mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0 ||
+            umount2(".", MNT_DETACH) < 0)
             die("root.path %s: detach the old root", p->rootfs);
+        close(oldroot);
     }
     if (chdir("/") < 0)
         die("chdir /");

@@ -181,8 +181,10 @@ def convert_process(p: dict | None, where: str = "process") -> Process:
     if caps is not None:
         for kind, names in caps.items():
             for j, name in enumerate(names or []):
-                if name not in kernel.CAPABILITIES:
-                    raise ConfigError(f"unknown capability {name!r}", f"{where}.capabilities.{kind}[{j}]")
+                if name not in kernel.CAPABILITIES:  # the spec and runc: a warning, not an error
+                    from . import log
+
+                    log.warning(f"{where}.capabilities.{kind}[{j}]: unknown capability {name!r} ignored")
     size = p.get("consoleSize")
     return Process(
         terminal=bool(p.get("terminal")),

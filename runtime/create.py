@@ -133,12 +133,14 @@ def build_plan(cfg, opts, container, cgroup_dirs, found, fds: list[int]) -> Plan
 
     c.rootfs = p.str(cfg.rootfs)
     prop = cfg.rootfs_propagation
-    if prop in ("shared", "rshared"):
-        # / can't be shared while pivot_root runs: made shared again once it is done
+    if prop in ("shared", "rshared", "unbindable", "runbindable"):
+        # pivot_root refuses a shared /, and the rootfs can't be bound onto itself from an
+        # unbindable one: slave until the pivot, the asked propagation after it
         c.root_propagation = kernel.MS_SLAVE | kernel.MS_REC
         c.rootfs_propagation = PROPAGATION[prop]
     else:
-        c.root_propagation = PROPAGATION.get(prop, kernel.MS_SLAVE | kernel.MS_REC)
+        # always recursive: a shared mount left below / would carry the rootfs bind to the host
+        c.root_propagation = PROPAGATION.get(prop, kernel.MS_SLAVE) | kernel.MS_REC
     c.no_pivot = int(opts.no_pivot)
     c.readonly_root = int(cfg.readonly_root)
     p.set_ops(rootfs_ops(cfg, in_userns, cgroup_dirs, found, bool(c.new_cgroupns)))

@@ -41,9 +41,9 @@ RECURSIVE = {
     "rrelatime": (k.MOUNT_ATTR_RELATIME, k.MOUNT_ATTR__ATIME),
     "rnorelatime": (0, k.MOUNT_ATTR__ATIME),
     "rnoatime": (k.MOUNT_ATTR_NOATIME, k.MOUNT_ATTR__ATIME),
-    "ratime": (0, k.MOUNT_ATTR_NOATIME),
+    "ratime": (k.MOUNT_ATTR_RELATIME, k.MOUNT_ATTR__ATIME),
     "rstrictatime": (k.MOUNT_ATTR_STRICTATIME, k.MOUNT_ATTR__ATIME),
-    "rnostrictatime": (0, k.MOUNT_ATTR_STRICTATIME),
+    "rnostrictatime": (k.MOUNT_ATTR_RELATIME, k.MOUNT_ATTR__ATIME),
     "rnosymfollow": (k.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, k.MOUNT_ATTR_NOSYMFOLLOW),
 }
 

@@ -130,7 +130,7 @@ def capability_mask(names) -> int:
     mask = 0
     last = _LAST_CAP
     for name in names or ():
-        num = k.CAPABILITIES.index(name)
+        num = k.CAPABILITIES.index(name) if name in k.CAPABILITIES else last + 1
         if num <= last:  # caps newer than this kernel are ignored, as runc does
             mask |= 1 << num
     return mask
