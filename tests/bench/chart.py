@@ -46,6 +46,7 @@ LONG = ["run", "lifecycle"]
 SHORT = ["state", "ps", "kill", "delete"]
 COLORS = {"ocirun": "#1f77b4", "runc": "#ff7f0e", "crun": "#2ca02c", "floor": "#7f7f7f"}
 ORDER = ["ocirun", "runc", "crun"]
+LABELS = {"lifecycle": "lifecycle: create, start,\nwait, delete", "ps": "ps --format json", "ps-table": "ps (table)"}
 
 
 def load(files):
@@ -79,7 +80,7 @@ def draw(ax, measures, samples, floor, with_floor):
             colors.append(COLORS.get(r, "#9467bd"))
             x += 1
         ticks.append((start + x - 1) / 2)
-        labels.append(m)
+        labels.append(LABELS.get(m, m))
         x += 0.8
     if not data:
         ax.set_visible(False)
