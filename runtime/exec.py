@@ -90,7 +90,7 @@ def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
     spawn = None
     try:
         p = Plan(ffi)
-        p.set_joins(_namespaces_of(c.pid), fds, container_id)
+        p.set_joins(kernel.namespaces_of(c.pid), fds, container_id)
         p.set_process(proc)
         p.set_seccomp(c.private.get("seccomp"))
         p.c.attrs = attrs.fill(p, exec_attrs)
@@ -127,18 +127,3 @@ def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
 
 def exit_code(status: int) -> int:
     return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-
-
-def _namespaces_of(pid: int) -> list[tuple[str, int]]:
-    """Every namespace of pid that differs from ours, the user namespace first."""
-    joins = []
-    for ns_type in ("user", "pid", "network", "mount", "ipc", "uts", "cgroup", "time"):
-        flag, name = kernel.NAMESPACES[ns_type]
-        path = f"/proc/{pid}/ns/{name}"
-        try:
-            if os.readlink(path) == os.readlink(f"/proc/self/ns/{name}"):
-                continue
-        except FileNotFoundError:
-            continue  # a namespace type this kernel lacks
-        joins.append((path, flag))
-    return joins

@@ -1,7 +1,7 @@
 """OCI hooks (config.md, "POSIX-platform Hooks"): each gets the container state on stdin.
 
 prestart and createRuntime run in the runtime's namespaces, createContainer in the container's
-mount namespace, all before pivot_root; startContainer in the container, run by the init itself
+namespaces, all before pivot_root; startContainer in the container, run by the init itself
 (csrc/trampoline.c) once `start` releases it; poststart after `start`, poststop at `delete`.
 A hook that fails or outlives its timeout fails the step it belongs to.
 """
@@ -75,22 +75,25 @@ def run_one(where: str, h: dict, doc: dict, join_pid: int | None) -> None:
 
     path, timeout = h["path"], h["timeout"]
     preexec = None
+    ns_fds = []
     if join_pid:
-        ns_fd = os.open(f"/proc/{join_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        # the container's namespaces (its pid namespace applies to what the hook forks)
+        ns_fds = [(os.open(path, os.O_RDONLY | os.O_CLOEXEC), flag) for path, flag in kernel.namespaces_of(join_pid)]
 
         def preexec():
             from ._trampoline import lib
 
-            if lib.setns(ns_fd, kernel.CLONE_NEWNS) != 0:
-                os._exit(126)
+            for fd, flag in ns_fds:
+                if lib.setns(fd, flag) != 0:
+                    os._exit(126)
     try:
         proc = subprocess.Popen(h["args"] or [path], executable=path, env=_env(h["env"]),
                                 stdin=subprocess.PIPE, preexec_fn=preexec, close_fds=True)
     except OSError as e:
         raise HookError(f"run {path}: {e.strerror}", where) from None
     finally:
-        if join_pid:
-            os.close(ns_fd)
+        for fd, _ in ns_fds:
+            os.close(fd)
     try:
         proc.communicate(jsonio.dumps(doc).encode(), timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -94,6 +94,24 @@ SIGNALS = {
 }
 
 
+def namespaces_of(pid: int) -> list[tuple[str, int]]:
+    """(nsfs path, CLONE_NEW* flag) of every namespace of pid that differs from ours, the user
+    namespace first: what joining that process's namespaces takes (exec, createContainer hooks)."""
+    import posix
+
+    joins = []
+    for ns_type in ("user", "pid", "network", "mount", "ipc", "uts", "cgroup", "time"):
+        flag, name = NAMESPACES[ns_type]
+        path = f"/proc/{pid}/ns/{name}"
+        try:
+            if posix.readlink(path) == posix.readlink(f"/proc/self/ns/{name}"):
+                continue
+        except FileNotFoundError:
+            continue  # a namespace type this kernel lacks
+        joins.append((path, flag))
+    return joins
+
+
 def last_cap() -> int:
     """The highest capability this kernel knows."""
     try:
