@@ -297,27 +297,12 @@ static void do_mount(int root, const struct oci_op *op)
     if (op->flags & MS_BIND) {
         if (syscall(SYS_move_mount, op->source_fd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
             die("%s: mount %s on %s: bind", op->where, op->source, op->target);
-        /* The tree's fd is now the attached mount itself: options go to it through that fd,
-         * never through the destination's path, which the container may have swapped since.
-         * The tree was taken before any other mount, so it is replaced by a copy made now:
-         * /proc/self/mountinfo lists mounts in the order they were made (kernel 6.8 on), and
-         * that order must be the config's. Where the kernel refuses, the first one stays. */
-        int copy = syscall(SYS_open_tree, op->source_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
-                           (op->flags & MS_REC ? AT_RECURSIVE : 0));
-        char first[64];
-        fd_path(op->source_fd, first, sizeof first);
-        if (copy >= 0 && umount2(first, MNT_DETACH) == 0) {
-            if (syscall(SYS_move_mount, copy, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-                die("%s: mount %s on %s: bind", op->where, op->source, op->target);
-        } else {
-            if (copy >= 0)
-                close(copy);
-            copy = dup(op->source_fd);
-            if (copy < 0)
-                die("%s: mount %s: dup", op->where, op->target);
-        }
         close(fd);
-        fd = copy;
+        /* The tree's fd is now the attached mount itself: options go to it through that fd,
+         * never through the destination's path, which the container may have swapped since. */
+        fd = dup(op->source_fd);
+        if (fd < 0)
+            die("%s: mount %s: dup", op->where, op->target);
         fd_path(fd, where, sizeof where);
         unsigned long extra = op->flags & BIND_KEEP;
         if (extra) {
