@@ -155,18 +155,7 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
-    venv = lc.REPO / ".venv/bin/ocirun"
-    ocirun = a.ocirun or (str(venv) if venv.exists() else shutil.which("ocirun"))
-    paths = {**lc.KNOWN, "ocirun": ocirun}
-    names = [n.strip() for n in a.runtimes.split(",") if n.strip()]
-    for n in names:
-        if n not in paths:
-            sys.exit(f"unknown runtime {n!r}: choose from ocirun, runc, crun")
-        if not paths[n] or not os.access(paths[n], os.X_OK):
-            print(f"skipping {n}: not installed ({paths[n]})", file=sys.stderr)
-    names = [n for n in names if paths[n] and os.access(paths[n], os.X_OK)]
-    if not names:
-        sys.exit("no runtime to benchmark")
+    ocirun, paths, names = lc.choose_runtimes(a.runtimes, a.ocirun)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(mem.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         sys.exit("prctl(PR_SET_CHILD_SUBREAPER) failed")

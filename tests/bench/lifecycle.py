@@ -216,6 +216,24 @@ def remove_cgroups():
     return left
 
 
+def choose_runtimes(wanted: str, ocirun: str | None) -> tuple[str | None, dict, list]:
+    """(ocirun's path, name -> path, the names to run) from --runtimes and --ocirun; exits
+    when none is installed. Shared by every script of tests/bench."""
+    venv = REPO / ".venv/bin/ocirun"
+    ocirun = ocirun or (str(venv) if venv.exists() else shutil.which("ocirun"))
+    paths = {**KNOWN, "ocirun": ocirun}
+    names = [n.strip() for n in wanted.split(",") if n.strip()]
+    for n in names:
+        if n not in paths:
+            sys.exit(f"unknown runtime {n!r}: choose from ocirun, runc, crun")
+        if not paths[n] or not os.access(paths[n], os.X_OK):
+            print(f"skipping {n}: not installed ({paths[n]})", file=sys.stderr)
+    names = [n for n in names if paths[n] and os.access(paths[n], os.X_OK)]
+    if not names:
+        sys.exit("no runtime to benchmark")
+    return ocirun, paths, names
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--iterations", type=int, default=30)
@@ -225,18 +243,7 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
-    venv = REPO / ".venv/bin/ocirun"
-    ocirun = a.ocirun or (str(venv) if venv.exists() else shutil.which("ocirun"))
-    paths = {**KNOWN, "ocirun": ocirun}
-    names = [n.strip() for n in a.runtimes.split(",") if n.strip()]
-    for n in names:
-        if n not in paths:
-            sys.exit(f"unknown runtime {n!r}: choose from ocirun, runc, crun")
-        if not paths[n] or not os.access(paths[n], os.X_OK):
-            print(f"skipping {n}: not installed ({paths[n]})", file=sys.stderr)
-    names = [n for n in names if paths[n] and os.access(paths[n], os.X_OK)]
-    if not names:
-        sys.exit("no runtime to benchmark")
+    ocirun, paths, names = choose_runtimes(a.runtimes, a.ocirun)
     python = interpreter(ocirun) if ocirun and os.access(ocirun, os.X_OK) else sys.executable
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
