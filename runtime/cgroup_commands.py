@@ -3,7 +3,7 @@
 The CLI parses the flags and calls these; each loads the container from the state store and uses
 the cgroup directories create recorded there (`ocirun.cgroup_dirs`).
 """
-import os
+import posix
 import sys
 import time
 
@@ -73,20 +73,21 @@ def ps_table(root: str, container_id: str, ps_args: list[str] | None = None) -> 
 
 
 def _run_ps(args: list[str], container_id: str) -> str:
-    """ps(1)'s output, through posix_spawn: subprocess would pull in locale, re and enum."""
-    r, w = os.pipe()
+    """ps(1)'s output, through posix_spawn: subprocess would pull in locale, re and enum (and
+    os, a millisecond, is left out of this module like the rest of the hot path)."""
+    r, w = posix.pipe()
     try:
-        pid = os.posix_spawnp("ps", ["ps", *args], os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, w, 1)])
+        pid = posix.posix_spawnp("ps", ["ps", *args], posix.environ, file_actions=[(posix.POSIX_SPAWN_DUP2, w, 1)])
     except OSError as e:
-        os.close(r)
+        posix.close(r)
         raise OciError(f"run ps: {e.strerror}", container_id) from None
     finally:
-        os.close(w)
+        posix.close(w)
     chunks = []
-    while chunk := os.read(r, 65536):
+    while chunk := posix.read(r, 65536):
         chunks.append(chunk)
-    os.close(r)
-    status = os.waitpid(pid, 0)[1]
+    posix.close(r)
+    status = posix.waitpid(pid, 0)[1]
     if status:
         raise OciError(f"ps {' '.join(args)} failed with wait status {status}", container_id)
     return b"".join(chunks).decode(errors="replace")
