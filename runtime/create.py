@@ -51,8 +51,9 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         plan = build_plan(cfg, opts, c, dirs, found, fds)
         spawn = Spawn(plan, dirs, (cfg.uid_mappings, cfg.gid_mappings), cfg.process.oom_score_adj,
                       on_pty=lambda fd: console.hand_over(fd, opts.console_socket, opts.on_pty),
-                      on_hooks=lambda pid: hooks.run_create_hooks(cfg, _creating(cfg, c, pid)),
-                      on_seccomp_fd=lambda pid, fd: plan.send_seccomp_listener(_creating(cfg, c, pid), fd, pid))
+                      on_hooks=lambda pid: hooks.run_create_hooks(cfg, state_doc(cfg, c.id, "creating", pid)),
+                      on_seccomp_fd=lambda pid, fd: plan.send_seccomp_listener(
+                          state_doc(cfg, c.id, "creating", pid), fd, pid))
         pid = spawn.run()
         start_time = state.proc_stat(pid)[1]
         c.data = {
@@ -77,7 +78,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         }
         c.save()
         if opts.pid_file:
-            _write_pid_file(opts.pid_file, pid)
+            write_pid_file(opts.pid_file, pid)
     except BaseException as e:
         if spawn is not None:
             spawn.kill()
@@ -85,9 +86,8 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         state.remove(c)
         if isinstance(e, hooks.HookError):
             # The spec's rule: the container is stopped and the lifecycle goes on at delete.
-            doc = {"ociVersion": cfg.oci_version, "id": container_id, "status": "stopped",
-                   "bundle": cfg.bundle, "annotations": cfg.annotations}
-            hooks.warn_on_failure("poststop", [hooks.as_dict(h) for h in cfg.hooks["poststop"]], doc)
+            hooks.warn_on_failure("poststop", [hooks.as_dict(h) for h in cfg.hooks["poststop"]],
+                                  state_doc(cfg, container_id, "stopped"))
         raise
     finally:
         for fd in fds:
@@ -95,23 +95,20 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
     return c
 
 
-def _creating(cfg, c, pid: int) -> dict:
-    return {"ociVersion": cfg.oci_version, "id": c.id, "status": "creating", "pid": pid,
+def state_doc(cfg, container_id: str, status: str, pid: int = 0) -> dict:
+    """The runtime.md state of a container whose state.json isn't written (yet, or any more):
+    what hooks and the seccomp agent get during create."""
+    return {"ociVersion": cfg.oci_version, "id": container_id, "status": status, "pid": pid,
             "bundle": cfg.bundle, "annotations": cfg.annotations}
 
 
-def _write_pid_file(path: str, pid: int) -> None:
+def write_pid_file(path: str, pid: int) -> None:
+    from .posixio import write_atomically
+
     path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
     try:
-        with open(tmp, "w") as f:
-            f.write(str(pid))
-        os.rename(tmp, path)
+        write_atomically(path, str(pid))
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise OciError(f"write pid file: {e.strerror}", path) from None
 
 
@@ -158,5 +155,5 @@ def build_plan(cfg, opts, container, cgroup_dirs, found, fds: list[int]) -> Plan
     fds.append(fifo_fd)
     c.exec_fifo_fd = fifo_fd
     c.hooks_point = int(hooks.has_create_hooks(cfg.hooks))
-    hooks.set_start_hooks(p, cfg, container.id)
+    hooks.set_start_hooks(p, cfg.hooks.get("startContainer", []), state_doc(cfg, container.id, "created"))
     return p

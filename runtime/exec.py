@@ -101,9 +101,9 @@ def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
                       on_seccomp_fd=lambda pid, fd: p.send_seccomp_listener(c.oci_state(), fd, pid))
         pid = spawn.run()
         if o.pid_file:
-            from .create import _write_pid_file
+            from .create import write_pid_file
 
-            _write_pid_file(o.pid_file, pid)
+            write_pid_file(o.pid_file, pid)
     except BaseException:
         if spawn is not None:
             spawn.kill()

@@ -27,9 +27,9 @@ def to_state(hooks: dict) -> dict:
     return {phase: [as_dict(h) for h in hooks.get(phase, [])] for phase in STORED_PHASES if hooks.get(phase)}
 
 
-def set_start_hooks(plan, cfg, container_id: str) -> None:
-    """startContainer hooks into the plan, with the state they get on stdin around the pid."""
-    items = cfg.hooks.get("startContainer", [])
+def set_start_hooks(plan, items: list, doc: dict) -> None:
+    """startContainer hooks into the plan, with the state doc they get on stdin split around
+    its pid, which only the init knows."""
     if not items:
         return
     arr = plan.array("struct oci_hook", len(items))
@@ -37,9 +37,7 @@ def set_start_hooks(plan, cfg, container_id: str) -> None:
         arr[i].path, arr[i].argv = plan.str(h.path), plan.strv(h.args or [h.path])
         arr[i].envp, arr[i].timeout = plan.strv(h.env), h.timeout or 0
     plan.c.start_hooks, plan.c.nstart_hooks = arr, len(items)
-    doc = jsonio.dumps({"ociVersion": cfg.oci_version, "id": container_id, "status": "created", "pid": 0,
-                        "bundle": cfg.bundle, "annotations": cfg.annotations})
-    head, tail = doc.split('"pid":0', 1)
+    head, tail = jsonio.dumps(doc).split('"pid":0', 1)
     plan.c.state_head, plan.c.state_tail = plan.str(head + '"pid":'), plan.str(tail)
 
 

@@ -4,7 +4,7 @@
 whole `state` command. state, start, kill and delete need only these few calls, so their
 modules use this one instead; the create path, which pays far more, uses os as usual.
 """
-from posix import stat
+from posix import rename, stat, unlink
 
 _S_IFMT, _S_IFDIR = 0o170000, 0o040000
 
@@ -22,6 +22,22 @@ def isdir(path: str) -> bool:
         return stat(path).st_mode & _S_IFMT == _S_IFDIR
     except OSError:
         return False
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Readers see the old file or the new one, never a part: a temporary file, then rename.
+    The temporary is .NAME.tmp beside it, and is gone again if anything fails."""
+    tmp = join(dirname(path), f".{basename(path)}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        rename(tmp, path)
+    except OSError:
+        try:
+            unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def join(*parts: str) -> str:

@@ -10,7 +10,7 @@ process start time), the fifo, and the freezer.
 import posix
 
 from . import jsonio
-from .posixio import exists, isdir, join
+from .posixio import exists, isdir, join, write_atomically
 from .errors import OciError
 
 OCI_VERSION = "1.3.0"
@@ -101,10 +101,7 @@ class Container:
         return out
 
     def save(self) -> None:
-        tmp = join(self.dir, f".{STATE_FILE}.tmp")
-        with open(tmp, "w") as f:
-            f.write(jsonio.dumps(self.data))
-        posix.rename(tmp, join(self.dir, STATE_FILE))
+        write_atomically(join(self.dir, STATE_FILE), jsonio.dumps(self.data))
 
 
 def new(root: str, container_id: str) -> Container:
