@@ -156,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         if "criu" in g or "rootless" in g:
             log.debug("ignoring --criu/--rootless: accepted for runc compatibility")
         command, args = rest[0], rest[1:]
+        if command in ("create", "run", "exec"):
+            from .cgroups import warm_up
+
+            warm_up()  # as early as can be: it overlaps a kernel wait with everything below
         if command not in COMMANDS:
             raise UsageError(f"unknown command {command!r}")
         table, names, required = COMMANDS[command]

@@ -7,7 +7,7 @@ file. Any failure undoes every step, so nothing is left behind.
 """
 import os
 
-from . import cgroups, config, console, hooks, kernel, log, state
+from . import cgroups, config, kernel, log, state
 from .errors import ConfigError, OciError
 from .mountopts import PROPAGATION
 from .plan import Plan, rootfs_ops, timens_offsets
@@ -31,7 +31,9 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
     if cfg.process.terminal and not (opts.console_socket or opts.on_pty):
         raise ConfigError("a terminal needs --console-socket (or use `run`)", "process.terminal")
     if cfg.process.terminal and opts.console_socket:
-        console.check_socket(opts.console_socket)
+        from .console import check_socket
+
+        check_socket(opts.console_socket)
     mount_ns = cfg.namespace("mount")
     if mount_ns is None or mount_ns.path:
         raise ConfigError("a new mount namespace is required", "linux.namespaces")
@@ -43,15 +45,16 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
     try:
         found = cgroups.hierarchies()
         dirs = cgroups.container_dirs(cfg.cgroups_path, container_id, opts.systemd_cgroup, found)
-        made_cgroups = cgroups.create(dirs)
-        device_rules = cgroups.device_allows(cfg.devices)
-        cgroups.apply(dirs, cfg.resources, devices=device_rules)
         os.mkfifo(c.fifo, 0o600)
         os.chmod(c.fifo, 0o622)  # the init may run as any user when it opens it
         plan = build_plan(cfg, opts, c, dirs, found, fds)
+        # Last before the spawn: making cgroups waits for the lock cgroups.warm_up is warming.
+        device_rules = cgroups.device_allows(cfg.devices)
+        made_cgroups = cgroups.create(dirs)
+        cgroups.apply(dirs, cfg.resources, devices=device_rules)
         spawn = Spawn(plan, dirs, (cfg.uid_mappings, cfg.gid_mappings), cfg.process.oom_score_adj,
-                      on_pty=lambda fd: console.hand_over(fd, opts.console_socket, opts.on_pty),
-                      on_hooks=lambda pid: hooks.run_create_hooks(cfg, state_doc(cfg, c.id, "creating", pid)),
+                      on_pty=lambda fd: _hand_over_pty(fd, opts),
+                      on_hooks=lambda pid: _hooks().run_create_hooks(cfg, state_doc(cfg, c.id, "creating", pid)),
                       on_seccomp_fd=lambda pid, fd: plan.send_seccomp_listener(
                           state_doc(cfg, c.id, "creating", pid), fd, pid))
         pid = spawn.run()
@@ -70,7 +73,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
                 "cgroup_dirs": dirs,
                 "cgroup_made": made_cgroups,
                 "cgroup_devices": device_rules,
-                "hooks": hooks.to_state(cfg.hooks),
+                "hooks": _hooks().to_state(cfg.hooks) if any(cfg.hooks.values()) else {},
                 "process": cfg.process_doc,
                 "seccomp": cfg.seccomp,
                 "attrs": cfg.attrs_state,
@@ -84,10 +87,11 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
             spawn.kill()
         cgroups.remove(made_cgroups)
         state.remove(c)
-        if isinstance(e, hooks.HookError):
+        if any(cfg.hooks.values()) and isinstance(e, _hooks().HookError):
             # The spec's rule: the container is stopped and the lifecycle goes on at delete.
-            hooks.warn_on_failure("poststop", [hooks.as_dict(h) for h in cfg.hooks["poststop"]],
-                                  state_doc(cfg, container_id, "stopped"))
+            h = _hooks()
+            h.warn_on_failure("poststop", [h.as_dict(x) for x in cfg.hooks["poststop"]],
+                              state_doc(cfg, container_id, "stopped"))
         raise
     finally:
         for fd in fds:
@@ -154,6 +158,21 @@ def build_plan(cfg, opts, container, cgroup_dirs, found, fds: list[int]) -> Plan
     fifo_fd = os.open(container.fifo, os.O_PATH | os.O_CLOEXEC)
     fds.append(fifo_fd)
     c.exec_fifo_fd = fifo_fd
-    c.hooks_point = int(hooks.has_create_hooks(cfg.hooks))
-    hooks.set_start_hooks(p, cfg.hooks.get("startContainer", []), state_doc(cfg, container.id, "created"))
+    if any(cfg.hooks.values()):
+        hooks = _hooks()
+        c.hooks_point = int(hooks.has_create_hooks(cfg.hooks))
+        hooks.set_start_hooks(p, cfg.hooks.get("startContainer", []), state_doc(cfg, container.id, "created"))
     return p
+
+
+def _hooks():
+    """runtime.hooks, imported only for a config that has hooks."""
+    from . import hooks
+
+    return hooks
+
+
+def _hand_over_pty(master: int, opts: Options) -> None:
+    from .console import hand_over
+
+    hand_over(master, opts.console_socket, opts.on_pty)

@@ -9,6 +9,7 @@ import os
 
 from . import config, console, jsonio, kernel, state
 from .errors import ConfigError, OciError
+from .forward import exit_code, wait_forwarding
 from .plan import Plan
 from .spawn import Spawn
 
@@ -119,11 +120,5 @@ def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
         with console.Proxy(masters[0]) as proxy:
             status = proxy.pump(pid)
     else:
-        from .run import wait_forwarding
-
         status = wait_forwarding(pid)
     return exit_code(status)
-
-
-def exit_code(status: int) -> int:
-    return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)

@@ -1,5 +1,5 @@
-"""Passing the signals ocirun gets on to the container process it waits for in the foreground."""
-import os
+"""Waiting in the foreground for a container process, passing on the signals ocirun gets."""
+import posix
 
 FORWARDED = (1, 2, 3, 10, 12, 15, 28)  # HUP INT QUIT USR1 USR2 TERM WINCH
 
@@ -12,7 +12,7 @@ class Forwarding:
 
     def _forward(self, signum, frame):
         try:
-            os.kill(self.pid, signum)
+            posix.kill(self.pid, signum)
         except ProcessLookupError:
             pass
 
@@ -28,3 +28,14 @@ class Forwarding:
 
         for sig in self.signals:
             _signal.signal(sig, _signal.SIG_DFL)
+
+
+def wait_forwarding(pid: int) -> int:
+    """Wait for our child pid, passing on the signals we get; returns its wait status."""
+    with Forwarding(pid):
+        return posix.waitpid(pid, 0)[1]
+
+
+def exit_code(status: int) -> int:
+    """A wait status as a shell's exit code: 128 + the signal that killed it."""
+    return 128 + posix.WTERMSIG(status) if posix.WIFSIGNALED(status) else posix.WEXITSTATUS(status)

@@ -12,6 +12,11 @@ def start(root: str, container_id: str) -> state.Container:
     status = c.status()
     if status != "created":
         raise OciError(f"cannot start a container that is {status}", container_id)
+    return start_created(c)
+
+
+def start_created(c: state.Container) -> state.Container:
+    """start, for a container known to be created (`run` has just made it)."""
     _release(c)
     stored = c.private.get("hooks", {})
     if stored.get("poststart"):
@@ -80,6 +85,11 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
         if force:  # as runc: callers clean up after a failed create with delete --force
             return
         raise
+    delete_loaded(c, force)
+
+
+def delete_loaded(c: state.Container, force: bool = False) -> None:
+    container_id = c.id
     if c.data is None:
         if not force:
             raise OciError("container is being created", container_id)

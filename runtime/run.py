@@ -4,12 +4,9 @@ The init is ocirun's own child (the trampoline clones it with CLONE_PARENT), so 
 its exit status; signals sent to ocirun are passed on to it meanwhile. With a terminal and no
 --console-socket, ocirun proxies the pty itself.
 """
-import os
-
 from . import lifecycle
 from .create import Options, create
-from .exec import exit_code
-from .forward import Forwarding
+from .forward import exit_code, wait_forwarding
 
 
 def run(root: str, container_id: str, opts: Options, detach: bool) -> int:
@@ -18,9 +15,9 @@ def run(root: str, container_id: str, opts: Options, detach: bool) -> int:
         opts.on_pty = masters.append
     c = create(root, container_id, opts)
     try:
-        lifecycle.start(root, container_id)
+        lifecycle.start_created(c)
     except BaseException:
-        lifecycle.delete(root, container_id, force=True)
+        lifecycle.delete_loaded(c, force=True)
         raise
     if detach:
         return 0
@@ -31,11 +28,5 @@ def run(root: str, container_id: str, opts: Options, detach: bool) -> int:
             status = proxy.pump(c.pid)
     else:
         status = wait_forwarding(c.pid)
-    lifecycle.delete(root, container_id, force=True)
+    lifecycle.delete_loaded(c, force=True)
     return exit_code(status)
-
-
-def wait_forwarding(pid: int) -> int:
-    """Wait for our child pid, passing on the signals we get; returns its wait status."""
-    with Forwarding(pid):
-        return os.waitpid(pid, 0)[1]

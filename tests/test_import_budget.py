@@ -37,6 +37,12 @@ import pytest
 FORBIDDEN = ("jsonschema", "pyroute2", "re", "json", "enum", "typing", "argparse", "subprocess", "socket",
              "dataclasses", "inspect", "ctypes", "logging", "importlib.metadata", "pkg_resources",
              "fastjsonschema")
+# Runtime modules the default config (no hooks, no terminal) has no use for, per command:
+# each is imported only by the option that needs it.
+NOT_NEEDED = {
+    "create": ("runtime.hooks", "runtime.console", "runtime.exec", "runtime.cgroups.freezer"),
+    "run": ("runtime.hooks", "runtime.console", "runtime.exec", "runtime.cgroups.freezer"),
+}
 BUDGET_US = 2000
 REPEATS = 3
 COMMANDS = ("state", "kill", "delete", "start", "create", "ps", "ps-json", "run")
@@ -240,6 +246,12 @@ def test_import_budget(command, rt, bundle, new_id, runtime_bin, python, baselin
         if cost > BUDGET_US and not any(_forbidden(m) for m in chain):  # those are reported above
             problems.append(f"over the {BUDGET_US / 1000:g} ms budget: {' -> '.join(chain)} costs "
                             f"{cost / 1000:.1f} ms {kind} (min of {len(runs)} runs)")
+    # 3. Runtime modules this command has no use for with the default config.
+    for name in NOT_NEEDED.get(command, ()):
+        for tree in trees:
+            if name in tree.modules:
+                problems.append(f"not needed with the default config: {' -> '.join(tree.chain(name))}")
+                break
     imported = sorted(n for n in names)
     assert not problems, (f"`ocirun {command}` ({REPEATS} runs, default config) imports:\n  "
                           + "\n  ".join(problems) + "\nall modules it imports beyond the bare interpreter: "
