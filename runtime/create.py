@@ -8,6 +8,7 @@ file. Any failure undoes every step, so nothing is left behind.
 import os
 
 from . import cgroups, config, kernel, log, state
+from .cgroups import resources as cgroup_resources
 from .errors import ConfigError, OciError
 from .mountopts import PROPAGATION
 from .plan import Plan, rootfs_ops, timens_offsets
@@ -48,10 +49,11 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         os.mkfifo(c.fifo, 0o600)
         os.chmod(c.fifo, 0o622)  # the init may run as any user when it opens it
         plan = build_plan(cfg, opts, c, dirs, found, fds)
-        # Last before the spawn: making cgroups waits for the lock cgroups.warm_up is warming.
+        # Last before the spawn: making cgroups waits for the lock cgroups.warm_up is warming,
+        # so all the work that can be done (imports included) comes before.
         device_rules = cgroups.device_allows(cfg.devices)
         made_cgroups = cgroups.create(dirs)
-        cgroups.apply(dirs, cfg.resources, devices=device_rules)
+        cgroup_resources.apply(dirs, cfg.resources, devices=device_rules)
         spawn = Spawn(plan, dirs, (cfg.uid_mappings, cfg.gid_mappings), cfg.process.oom_score_adj,
                       on_pty=lambda fd: _hand_over_pty(fd, opts),
                       on_hooks=lambda pid: _hooks().run_create_hooks(cfg, state_doc(cfg, c.id, "creating", pid)),

@@ -7,8 +7,6 @@ import posix
 import sys
 import time
 
-from .jsonio import dumps
-
 _file = None
 _json = False
 _debug = False
@@ -31,6 +29,8 @@ def _write(level: str, msg: str) -> None:
     if _file is None:
         return
     if _json:
+        from .jsonio import dumps
+
         line = dumps({"level": level, "msg": msg, "time": now_rfc3339()})
     else:
         line = f'time="{now_rfc3339()}" level={level} msg="{msg}"'
