@@ -9,7 +9,6 @@ the v2 eBPF filter), freezer.py (pause/resume), usage.py (stats and OOM kills fo
 """
 import _thread
 import posix
-import time
 
 from ..errors import OciError
 from ..posixio import basename, dirname, exists, isdir
@@ -135,17 +134,19 @@ def _inherit_cpuset(d: str) -> None:
 # writer waits for an RCU grace period: 5-15 ms here, the largest single cost of `run`. Writers
 # that come within about 20 ms of the last one don't wait. So create and exec start, first
 # thing, a thread that moves ocirun into the cgroup it is already in (a no-op move that still
-# takes the lock) every 10 ms: the grace period passes while the main thread imports and reads
-# the config, and join() finds the lock warm. join() stops it; the cap stops a forgotten one.
-_WARM_PERIOD_S = 0.01
-_WARM_MOVES_MAX = 100
-_warm_stop: list[bool] = []
+# takes the lock): the grace period passes while the main thread imports and reads the config.
+# It moves again every few ms until join() stops it, at most a few times: 200 creates at once
+# must not flood the lock (each move also holds cgroup_mutex, and stalls fork and exit).
+_WARM_PERIOD_S = 0.008
+_WARM_MOVES_MAX = 6
+_warm_until_join = _thread.allocate_lock()
 
 
 def warm_up() -> None:
     """Start keeping the cgroup-move lock warm until join() (best effort, never fails)."""
     fd = _own_procs_fd()
     if fd is not None:
+        _warm_until_join.acquire()
         _thread.start_new_thread(_keep_warm, (fd,))
 
 
@@ -174,10 +175,9 @@ def _own_procs_fd() -> int | None:
 def _keep_warm(fd: int) -> None:
     try:
         for _ in range(_WARM_MOVES_MAX):
-            if _warm_stop:
-                break
             posix.write(fd, b"0")  # 0: the writing process itself, into the cgroup it is in
-            time.sleep(_WARM_PERIOD_S)
+            if _warm_until_join.acquire(timeout=_WARM_PERIOD_S):
+                break
     except OSError:
         pass  # not allowed here: no warm-up, only the wait
     finally:
@@ -185,7 +185,8 @@ def _keep_warm(fd: int) -> None:
 
 
 def join(dirs: list[str], pid: int) -> None:
-    _warm_stop.append(True)
+    if _warm_until_join.locked():
+        _warm_until_join.release()
     for d in dirs:
         try:
             with open(d + "/cgroup.procs", "w") as f:
