@@ -297,12 +297,26 @@ static void do_mount(int root, const struct oci_op *op)
     if (op->flags & MS_BIND) {
         if (syscall(SYS_move_mount, op->source_fd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
             die("%s: mount %s on %s: bind", op->where, op->source, op->target);
+        /* The tree was copied in stage 1, before any other mount, and a mount's place in
+         * /proc/self/mountinfo is fixed when it is made (kernel 6.8 on lists mounts by id): so
+         * it is replaced by a copy of itself made now, in config order. The first copy is made
+         * private, submounts included, before it is detached: it may share a peer group with
+         * the host's source and with the new copy, and a detach would take their submounts. */
+        int copy = syscall(SYS_open_tree, op->source_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+                           (op->flags & MS_REC ? AT_RECURSIVE : 0));
+        if (copy < 0)
+            die("%s: mount %s: copy the attached tree", op->where, op->target);
+        char first[64];
+        fd_path(op->source_fd, first, sizeof first);
+        if (mount(NULL, first, NULL, MS_PRIVATE | MS_REC, NULL) < 0 || umount2(first, MNT_DETACH) < 0)
+            die("%s: mount %s: detach the first copy", op->where, op->target);
+        close(op->source_fd);
+        if (syscall(SYS_move_mount, copy, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+            die("%s: mount %s on %s: bind", op->where, op->source, op->target);
         close(fd);
-        /* The tree's fd is now the attached mount itself: options go to it through that fd,
+        /* The copy's fd is now the attached mount itself: options go to it through that fd,
          * never through the destination's path, which the container may have swapped since. */
-        fd = dup(op->source_fd);
-        if (fd < 0)
-            die("%s: mount %s: dup", op->where, op->target);
+        fd = copy;
         fd_path(fd, where, sizeof where);
         unsigned long extra = op->flags & BIND_KEEP;
         if (extra) {
