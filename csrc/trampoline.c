@@ -523,9 +523,33 @@ static void take_terminal(int slave)
         close(slave);
 }
 
+/* A container that shares a mount namespace (the runtime's own, or one joined by path) must
+ * leave it as it was. Its rootfs was set up in a private copy of that namespace; the finished
+ * tree is taken as one detached copy, the init goes back to the shared namespace and chroots
+ * into the copy. The copy is in no namespace's mount table, so nothing of it shows there or
+ * needs undoing: it goes away with the container's last process. */
+static void chroot_detached(const struct oci_plan *p, int root)
+{
+    int tree = syscall(SYS_open_tree, root, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    if (tree < 0)
+        die("root.path %s: copy the finished tree", p->rootfs);
+    if (p->readonly_root) {
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+        if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+            die("root.readonly: make / read-only");
+    }
+    if (setns(p->shared_mntns_fd, CLONE_NEWNS) < 0)
+        die("linux.namespaces: go back to the shared mount namespace");
+    if (fchdir(tree) < 0 || chroot(".") < 0 || chdir("/") < 0)
+        die("root.path %s: chroot", p->rootfs);
+    close(tree);
+}
+
 static int setup_rootfs(const struct oci_plan *p)
 {
     int slave = -1;
+    if (p->shared_mntns_fd >= 0 && unshare(CLONE_NEWNS) < 0)
+        die("linux.namespaces: a private mount namespace to set the rootfs up in");
     if (mount(NULL, "/", NULL, p->root_propagation, NULL) < 0)
         die("linux.rootfsPropagation: make / %lx", p->root_propagation);
     /* pivot_root needs the new root to be a mount point whose parent is not shared. */
@@ -548,6 +572,11 @@ static int setup_rootfs(const struct oci_plan *p)
         expect(SYNC_HOOKS_DONE);
     }
 
+    if (p->shared_mntns_fd >= 0) {
+        chroot_detached(p, root);
+        close(root);
+        return slave;
+    }
     if (fchdir(root) < 0)
         die("root.path %s: chdir", p->rootfs);
     if (p->no_pivot) {
@@ -760,7 +789,10 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     int slave = -1;
     if (p->rootfs) {
         slave = setup_rootfs(p);
-    } else if (p->terminal) {
+    } else if (p->chroot_fd >= 0 && (fchdir(p->chroot_fd) < 0 || chroot(".") < 0 || chdir("/") < 0)) {
+        die("enter the container's root");
+    }
+    if (!p->rootfs && p->terminal) {
         int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         slave = open_pty(root, p);
         close(root);
