@@ -62,6 +62,10 @@ struct mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_f
 #define KEYCTL_JOIN_SESSION_KEYRING 1
 
 static int sync_fd = -1;
+/* The host's procfs, opened by stage 1 before it joins or makes any namespace: the init reaches
+ * its own fds through it (fd_path) and reopens the exec fifo through it, whatever is (or is not)
+ * at /proc in the mount namespace it is in. */
+static int host_proc = -1;
 
 /* ---- reporting ------------------------------------------------------------------------- */
 
@@ -197,9 +201,12 @@ static int mkpath_in_root(int root, const char *path, int last_is_dir)
     return mkpath_in_root_r(root, path, last_is_dir, 0);
 }
 
+/* A path to one of our fds for the calls that take no fd (mount, umount2, statvfs): relative to
+ * the host's procfs, which is the init's working directory while it sets the rootfs up, so a
+ * /proc that a joined mount namespace holds is never used. */
 static void fd_path(int fd, char *buf, size_t len)
 {
-    snprintf(buf, len, "/proc/self/fd/%d", fd);
+    snprintf(buf, len, "self/fd/%d", fd);
 }
 
 /* Flags the kernel locks on a mount seen from a user namespace: a remount must keep them. */
@@ -550,6 +557,8 @@ static int setup_rootfs(const struct oci_plan *p)
     int slave = -1;
     if (p->shared_mntns_fd >= 0 && unshare(CLONE_NEWNS) < 0)
         die("linux.namespaces: a private mount namespace to set the rootfs up in");
+    if (fchdir(host_proc) < 0)
+        die("enter the host's /proc");
     if (mount(NULL, "/", NULL, p->root_propagation, NULL) < 0)
         die("linux.rootfsPropagation: make / %lx", p->root_propagation);
     /* pivot_root needs the new root to be a mount point whose parent is not shared. */
@@ -705,9 +714,10 @@ static const char *find_executable(const struct oci_plan *p, char *buf, size_t l
     die("exec: \"%s\": executable file not found in $PATH", name);
 }
 
+/* Write a file of the host's procfs (path relative to it). */
 static void write_file(const char *path, const char *text, const char *what)
 {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int fd = openat(host_proc, path, O_WRONLY | O_CLOEXEC);
     size_t n = strlen(text);
     if (fd < 0 || write(fd, text, n) != (ssize_t)n)
         die("%s", what);
@@ -781,10 +791,9 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
         die("linux.namespaces: cgroup");
     if (p->new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
         die("join a new session keyring");
-    /* The host's procfs, kept to reopen the exec fifo once the host is out of sight. */
-    int hostproc = p->exec_fifo_fd < 0 ? -1 : open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (p->exec_fifo_fd >= 0 && hostproc < 0)
-        die("open /proc");
+    /* The host's procfs (stage 1 opened it), kept to reopen the exec fifo once the host is out
+     * of sight. */
+    int hostproc = host_proc;
 
     int slave = -1;
     if (p->rootfs) {
@@ -907,6 +916,9 @@ __attribute__((noreturn)) static void stage1(struct oci_plan *p)
         }
     }
     open_host_paths(p);
+    host_proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (host_proc < 0)
+        die("open /proc");
     /* Joined namespaces first, the user namespace before the rest (the plan orders them). */
     for (int i = 0; i < p->njoins; i++)
         if (setns(p->joins[i].fd, p->joins[i].type) < 0)
@@ -924,7 +936,7 @@ __attribute__((noreturn)) static void stage1(struct oci_plan *p)
     if (in_userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
         die("user namespace: become root (is 0 mapped?)");
     if (p->timens_offsets)
-        write_file("/proc/self/timens_offsets", p->timens_offsets, "linux.timeOffsets");
+        write_file("self/timens_offsets", p->timens_offsets, "linux.timeOffsets");
 
     /* From here on a process of ours may be visible in the container's pid namespace: while it
      * is still a copy of the runtime, nobody may ptrace it or open its /proc/PID/exe. execve of

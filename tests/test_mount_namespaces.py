@@ -122,15 +122,18 @@ def test_exec_enters_the_chroot(rt, bundle, unique_id):
         rt("delete", "--force", unique_id)
 
 
-@pytest.fixture
-def other_mount_ns():
-    """A process in a mount namespace of its own (private propagation): pid, and its mount table."""
-    p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "1000"])
+@pytest.fixture(params=["proc", "no-proc"])
+def other_mount_ns(request):
+    """A process in a mount namespace of its own (private propagation), whose /proc is the host's
+    or, for no-proc, an empty tmpfs: ocirun must not need that namespace's /proc. Its pid."""
+    hide = "mount -t tmpfs -o size=1k tmpfs /proc && " if request.param == "no-proc" else ""
+    p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", hide + "exec sleep 1000"])
     try:
         deadline = time.monotonic() + 5
-        while os.readlink(f"/proc/{p.pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
-            assert time.monotonic() < deadline, "unshare did not make a mount namespace"
+        while not os.readlink(f"/proc/{p.pid}/exe").endswith("/sleep"):  # set up, and exec'd
+            assert time.monotonic() < deadline, "unshare did not make the mount namespace"
             time.sleep(0.01)
+        assert os.readlink(f"/proc/{p.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
         yield p.pid
     finally:
         p.kill()
