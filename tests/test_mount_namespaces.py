@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+from test_terminal import console, short_dir  # noqa: F401 (fixtures)
 
 MARKER = "/in-the-rootfs"
 INSIDE = ("readlink /proc/self/ns/mnt; cat " + MARKER + "; "
@@ -183,3 +184,42 @@ def test_refused_without_a_mount_namespace(rt, bundle, unique_id, field, patch, 
     b = bundle(["true"], both)
     err = rt.expect_error("run", "--bundle", b, unique_id, mentions=(mentions,))
     assert "mount namespace" in err
+
+
+def test_terminal_without_a_mount_namespace(rt, bundle, unique_id, console):
+    # The pty comes from the container's own devpts and /dev/console is bound to it in the
+    # private copy; both must come along into the detached tree.
+    from test_terminal import COMMANDS, SHELL, between, has_line, pty_index, read_until, terminal, to_eof, wait_child
+
+    b = bundle(SHELL, without_mount_ns, **terminal())
+    rt("create", "--console-socket", console.path, "--bundle", b, unique_id)
+    master = console.receive()
+    pid = rt.state(unique_id)["pid"]
+    n = pty_index(master)
+    rt("start", unique_id)
+    os.write(master, COMMANDS)
+    tty, _size, console_dev, tty_dev, _fds = between(read_until(master, has_line("END")))
+    assert tty == f"/dev/pts/{n}"
+    assert console_dev == tty_dev, "/dev/console is not the init's pty"
+    to_eof(master)
+    assert wait_child(pid) == 3
+    rt("delete", unique_id)
+    assert host_lines(b) == []
+
+
+def test_exec_with_a_joined_mount_namespace(rt, bundle, unique_id, other_mount_ns):
+    # exec joins the container's (the joined) mount namespace, whose root is not the container's.
+    path = f"/proc/{other_mount_ns}/ns/mnt"
+
+    def patch(cfg):
+        for ns in cfg["linux"]["namespaces"]:
+            if ns["type"] == "mount":
+                ns["path"] = path
+
+    b = _bundle_with_marker(bundle, ["sleep", "1000"], patch)
+    rt("run", "--detach", "--bundle", b, unique_id)
+    try:
+        r = rt("exec", unique_id, "sh", "-c", f"cat {MARKER}; readlink /proc/self/ns/mnt")
+        assert r.stdout.splitlines() == ["rootfs-marker", os.readlink(path)]
+    finally:
+        rt("delete", "--force", unique_id)
