@@ -916,9 +916,13 @@ __attribute__((noreturn)) static void stage1(struct oci_plan *p)
         }
     }
     open_host_paths(p);
-    host_proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (host_proc < 0)
-        die("open /proc");
+    /* Not for exec, which needs none of it: an exec'd process is visible in the container
+     * before its execve, and should hold no fd of the host's that could be reached from there. */
+    if (p->rootfs || p->exec_fifo_fd >= 0 || p->timens_offsets) {
+        host_proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (host_proc < 0)
+            die("open /proc");
+    }
     /* Joined namespaces first, the user namespace before the rest (the plan orders them). */
     for (int i = 0; i < p->njoins; i++)
         if (setns(p->joins[i].fd, p->joins[i].type) < 0)
