@@ -62,6 +62,10 @@ struct mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_f
 #define KEYCTL_JOIN_SESSION_KEYRING 1
 
 static int sync_fd = -1;
+/* The host's procfs, opened by stage 1 before it joins or makes any namespace: the init reaches
+ * its own fds through it (fd_path) and reopens the exec fifo through it, whatever is (or is not)
+ * at /proc in the mount namespace it is in. */
+static int host_proc = -1;
 
 /* ---- reporting ------------------------------------------------------------------------- */
 
@@ -197,9 +201,12 @@ static int mkpath_in_root(int root, const char *path, int last_is_dir)
     return mkpath_in_root_r(root, path, last_is_dir, 0);
 }
 
+/* A path to one of our fds for the calls that take no fd (mount, umount2, statvfs): relative to
+ * the host's procfs, which is the init's working directory while it sets the rootfs up, so a
+ * /proc that a joined mount namespace holds is never used. */
 static void fd_path(int fd, char *buf, size_t len)
 {
-    snprintf(buf, len, "/proc/self/fd/%d", fd);
+    snprintf(buf, len, "self/fd/%d", fd);
 }
 
 /* Flags the kernel locks on a mount seen from a user namespace: a remount must keep them. */
@@ -297,12 +304,26 @@ static void do_mount(int root, const struct oci_op *op)
     if (op->flags & MS_BIND) {
         if (syscall(SYS_move_mount, op->source_fd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
             die("%s: mount %s on %s: bind", op->where, op->source, op->target);
+        /* The tree was copied in stage 1, before any other mount, and a mount's place in
+         * /proc/self/mountinfo is fixed when it is made (kernel 6.8 on lists mounts by id): so
+         * it is replaced by a copy of itself made now, in config order. The first copy is made
+         * private, submounts included, before it is detached: it may share a peer group with
+         * the host's source and with the new copy, and a detach would take their submounts. */
+        int copy = syscall(SYS_open_tree, op->source_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+                           (op->flags & MS_REC ? AT_RECURSIVE : 0));
+        if (copy < 0)
+            die("%s: mount %s: copy the attached tree", op->where, op->target);
+        char first[64];
+        fd_path(op->source_fd, first, sizeof first);
+        if (mount(NULL, first, NULL, MS_PRIVATE | MS_REC, NULL) < 0 || umount2(first, MNT_DETACH) < 0)
+            die("%s: mount %s: detach the first copy", op->where, op->target);
+        close(op->source_fd);
+        if (syscall(SYS_move_mount, copy, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+            die("%s: mount %s on %s: bind", op->where, op->source, op->target);
         close(fd);
-        /* The tree's fd is now the attached mount itself: options go to it through that fd,
+        /* The copy's fd is now the attached mount itself: options go to it through that fd,
          * never through the destination's path, which the container may have swapped since. */
-        fd = dup(op->source_fd);
-        if (fd < 0)
-            die("%s: mount %s: dup", op->where, op->target);
+        fd = copy;
         fd_path(fd, where, sizeof where);
         unsigned long extra = op->flags & BIND_KEEP;
         if (extra) {
@@ -509,9 +530,35 @@ static void take_terminal(int slave)
         close(slave);
 }
 
+/* A container that shares a mount namespace (the runtime's own, or one joined by path) must
+ * leave it as it was. Its rootfs was set up in a private copy of that namespace; the finished
+ * tree is taken as one detached copy, the init goes back to the shared namespace and chroots
+ * into the copy. The copy is in no namespace's mount table, so nothing of it shows there or
+ * needs undoing: it goes away with the container's last process. */
+static void chroot_detached(const struct oci_plan *p, int root)
+{
+    int tree = syscall(SYS_open_tree, root, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    if (tree < 0)
+        die("root.path %s: copy the finished tree", p->rootfs);
+    if (p->readonly_root) {
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+        if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+            die("root.readonly: make / read-only");
+    }
+    if (setns(p->shared_mntns_fd, CLONE_NEWNS) < 0)
+        die("linux.namespaces: go back to the shared mount namespace");
+    if (fchdir(tree) < 0 || chroot(".") < 0 || chdir("/") < 0)
+        die("root.path %s: chroot", p->rootfs);
+    close(tree);
+}
+
 static int setup_rootfs(const struct oci_plan *p)
 {
     int slave = -1;
+    if (p->shared_mntns_fd >= 0 && unshare(CLONE_NEWNS) < 0)
+        die("linux.namespaces: a private mount namespace to set the rootfs up in");
+    if (fchdir(host_proc) < 0)
+        die("enter the host's /proc");
     if (mount(NULL, "/", NULL, p->root_propagation, NULL) < 0)
         die("linux.rootfsPropagation: make / %lx", p->root_propagation);
     /* pivot_root needs the new root to be a mount point whose parent is not shared. */
@@ -534,6 +581,11 @@ static int setup_rootfs(const struct oci_plan *p)
         expect(SYNC_HOOKS_DONE);
     }
 
+    if (p->shared_mntns_fd >= 0) {
+        chroot_detached(p, root);
+        close(root);
+        return slave;
+    }
     if (fchdir(root) < 0)
         die("root.path %s: chdir", p->rootfs);
     if (p->no_pivot) {
@@ -662,9 +714,10 @@ static const char *find_executable(const struct oci_plan *p, char *buf, size_t l
     die("exec: \"%s\": executable file not found in $PATH", name);
 }
 
+/* Write a file of the host's procfs (path relative to it). */
 static void write_file(const char *path, const char *text, const char *what)
 {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int fd = openat(host_proc, path, O_WRONLY | O_CLOEXEC);
     size_t n = strlen(text);
     if (fd < 0 || write(fd, text, n) != (ssize_t)n)
         die("%s", what);
@@ -738,15 +791,17 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
         die("linux.namespaces: cgroup");
     if (p->new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
         die("join a new session keyring");
-    /* The host's procfs, kept to reopen the exec fifo once the host is out of sight. */
-    int hostproc = p->exec_fifo_fd < 0 ? -1 : open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (p->exec_fifo_fd >= 0 && hostproc < 0)
-        die("open /proc");
+    /* The host's procfs (stage 1 opened it), kept to reopen the exec fifo once the host is out
+     * of sight. */
+    int hostproc = host_proc;
 
     int slave = -1;
     if (p->rootfs) {
         slave = setup_rootfs(p);
-    } else if (p->terminal) {
+    } else if (p->chroot_fd >= 0 && (fchdir(p->chroot_fd) < 0 || chroot(".") < 0 || chdir("/") < 0)) {
+        die("enter the container's root");
+    }
+    if (!p->rootfs && p->terminal) {
         int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         slave = open_pty(root, p);
         close(root);
@@ -861,6 +916,13 @@ __attribute__((noreturn)) static void stage1(struct oci_plan *p)
         }
     }
     open_host_paths(p);
+    /* Not for exec, which needs none of it: an exec'd process is visible in the container
+     * before its execve, and should hold no fd of the host's that could be reached from there. */
+    if (p->rootfs || p->exec_fifo_fd >= 0 || p->timens_offsets) {
+        host_proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (host_proc < 0)
+            die("open /proc");
+    }
     /* Joined namespaces first, the user namespace before the rest (the plan orders them). */
     for (int i = 0; i < p->njoins; i++)
         if (setns(p->joins[i].fd, p->joins[i].type) < 0)
@@ -878,7 +940,7 @@ __attribute__((noreturn)) static void stage1(struct oci_plan *p)
     if (in_userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
         die("user namespace: become root (is 0 mapped?)");
     if (p->timens_offsets)
-        write_file("/proc/self/timens_offsets", p->timens_offsets, "linux.timeOffsets");
+        write_file("self/timens_offsets", p->timens_offsets, "linux.timeOffsets");
 
     /* From here on a process of ours may be visible in the container's pid namespace: while it
      * is still a copy of the runtime, nobody may ptrace it or open its /proc/PID/exe. execve of

@@ -70,6 +70,15 @@ struct oci_plan {
     unsigned long root_propagation; /* applied to / before setup (MS_SLAVE|MS_REC by default) */
     unsigned long rootfs_propagation; /* linux.rootfsPropagation, applied after pivot, or 0 */
     int no_pivot;
+    /* -1: the container has a mount namespace of its own (set up there, then pivot_root).
+     * Otherwise the mount namespace the container shares (the runtime's, or one joined by
+     * path), which must not change: the rootfs is set up in a private copy of it, and the init
+     * goes back to it and chroots into a detached copy of the finished tree. */
+    int shared_mntns_fd;
+    /* exec into a container that shares a mount namespace: an O_PATH fd of its init's root
+     * (/proc/PID/root, opened by the runtime), entered with chroot once the namespaces are
+     * joined; -1 otherwise */
+    int chroot_fd;
     int readonly_root;
     struct oci_op *ops;
     int nops;

@@ -37,7 +37,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         check_socket(opts.console_socket)
     mount_ns = cfg.namespace("mount")
     if mount_ns is None or mount_ns.path:
-        raise ConfigError("a new mount namespace is required", "linux.namespaces")
+        check_shared_mount_ns(cfg)
 
     c = state.new(root, container_id)
     made_cgroups: list[str] = []
@@ -79,6 +79,8 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
                 "process": cfg.process_doc,
                 "seccomp": cfg.seccomp,
                 "attrs": cfg.attrs_state,
+                # no mount namespace of its own: `exec` chroots into the init's root
+                "chroot": plan.c.shared_mntns_fd >= 0,
             },
         }
         c.save()
@@ -99,6 +101,24 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         for fd in fds:
             os.close(fd)
     return c
+
+
+def check_shared_mount_ns(cfg) -> None:
+    """A container without a mount namespace of its own shares the runtime's, or the one joined
+    by path. ocirun leaves that namespace as it was: the rootfs is set up in a private copy of it,
+    and the process chroots into a detached copy of the finished tree (csrc/trampoline.c,
+    chroot_detached). Refused here is what that can't honour."""
+    user_ns = cfg.namespace("user")
+    if user_ns is not None and (not user_ns.path or cfg.namespace("mount") is None):
+        raise ConfigError("a user namespace needs a mount namespace of its own, or one joined with it",
+                          "linux.namespaces")
+    if cfg.rootfs_propagation in ("shared", "rshared", "unbindable", "runbindable"):
+        raise ConfigError(f"{cfg.rootfs_propagation} needs a mount namespace of the container's own",
+                          "linux.rootfsPropagation")
+    for i, m in enumerate(cfg.mounts):
+        for opt in m.options or ():
+            if opt in ("unbindable", "runbindable"):
+                raise ConfigError(f"{opt} needs a mount namespace of the container's own", f"mounts[{i}].options")
 
 
 def state_doc(cfg, container_id: str, status: str, pid: int = 0) -> dict:
@@ -145,6 +165,15 @@ def build_plan(cfg, opts, container, cgroup_dirs, found, fds: list[int]) -> Plan
         # always recursive: a shared mount left below / would carry the rootfs bind to the host
         c.root_propagation = PROPAGATION.get(prop, kernel.MS_SLAVE) | kernel.MS_REC
     c.no_pivot = int(opts.no_pivot)
+    c.chroot_fd = -1
+    mount_ns = cfg.namespace("mount")
+    if mount_ns is None:  # the runtime's own mount namespace, which the init goes back to
+        c.shared_mntns_fd = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        fds.append(c.shared_mntns_fd)
+    elif mount_ns.path:  # the joined one, which stage 1 has entered already
+        c.shared_mntns_fd = next(c.joins[i].fd for i in range(c.njoins) if c.joins[i].type == kernel.CLONE_NEWNS)
+    else:
+        c.shared_mntns_fd = -1
     c.readonly_root = int(cfg.readonly_root)
     p.set_ops(rootfs_ops(cfg, in_userns, cgroup_dirs, found, bool(c.new_cgroupns)))
     c.hostname, c.domainname = p.str(cfg.hostname), p.str(cfg.domainname)

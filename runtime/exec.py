@@ -97,6 +97,16 @@ def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
         p.c.attrs = attrs.fill(p, exec_attrs)
         p.c.preserve_fds = int(o.preserve_fds or 0)
         p.c.exec_fifo_fd = -1
+        p.c.shared_mntns_fd = -1
+        p.c.chroot_fd = -1
+        if c.private.get("chroot"):
+            # The container shares a mount namespace and lives chrooted in a detached tree (see
+            # create.check_shared_mount_ns): joining the namespaces doesn't bring one there.
+            try:
+                p.c.chroot_fd = os.open(f"/proc/{c.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                raise OciError(f"open the container's root: {e.strerror}", container_id) from None
+            fds.append(p.c.chroot_fd)
         spawn = Spawn(p, c.private["cgroup_dirs"],
                       on_pty=lambda fd: console.hand_over(fd, o.console_socket, masters.append),
                       on_seccomp_fd=lambda pid, fd: p.send_seccomp_listener(c.oci_state(), fd, pid))
