@@ -637,11 +637,13 @@ static void set_credentials(const struct oci_plan *p)
             if (!(p->cap_bounding & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
                 die("process.capabilities.bounding: drop %d", c);
     }
-    if (p->set_groups && setgroups(p->ngroups, (gid_t *)p->groups) < 0)
+    /* Raw system calls: glibc's set*id would signal every thread it thinks the process has,
+     * and a clone of a multithreaded runtime (ocirun's cgroup warm-up thread) has only one. */
+    if (p->set_groups && syscall(SYS_setgroups, p->ngroups, (gid_t *)p->groups) < 0)
         die("process.user.additionalGids");
-    if (setresgid(p->gid, p->gid, p->gid) < 0)
+    if (syscall(SYS_setresgid, p->gid, p->gid, p->gid) < 0)
         die("process.user.gid %d", p->gid);
-    if (setresuid(p->uid, p->uid, p->uid) < 0)
+    if (syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
         die("process.user.uid %d", p->uid);
     if (!p->set_caps)
         return;
@@ -937,7 +939,7 @@ __attribute__((noreturn)) static void stage1(struct oci_plan *p)
         expect(SYNC_USERNS_DONE);
         in_userns = 1;
     }
-    if (in_userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+    if (in_userns && (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0))
         die("user namespace: become root (is 0 mapped?)");
     if (p->timens_offsets)
         write_file("self/timens_offsets", p->timens_offsets, "linux.timeOffsets");
