@@ -38,6 +38,7 @@
 
 #include "attrs.h"
 #include "trampoline.h"
+#include "shrink.h"
 #include "sync.h"
 
 #ifndef MOUNT_ATTR_RDONLY
@@ -821,6 +822,9 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Nothing from here on needs the runtime's memory: a created container waits with only a
+     * copy of the rest of the plan (csrc/shrink.c). No malloc or stdio after this. */
+    p = oci_shrink_init(p, hostproc, &exe);
 
     /* The filter comes as late as it can, so that a profile need not allow ocirun's own setup
      * calls: without no_new_privs it needs CAP_SYS_ADMIN, so before the user switch; with it,
