@@ -6,8 +6,10 @@ from cffi import FFI
 here = os.path.dirname(os.path.abspath(__file__))
 
 # attrs: sysctl, personality, scheduler & co. (before trampoline, whose plan points to it);
-# trampoline: the native stage of create/exec; bpf: the cgroup v2 device filter's syscalls.
-PARTS = ("attrs", "trampoline", "bpf")
+# trampoline: the native stage of create/exec; shrink: the created init's unmapping of the
+# runtime's memory (after trampoline, whose struct oci_plan it copies); bpf: the cgroup v2
+# device filter's syscalls.
+PARTS = ("attrs", "trampoline", "shrink", "bpf")
 
 ffibuilder = FFI()
 for part in PARTS:
@@ -19,6 +21,9 @@ ffibuilder.set_source(
     sources=[os.path.relpath(os.path.join(here, f"{part}.c")) for part in PARTS],
     include_dirs=[os.path.relpath(here)],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror=implicit-function-declaration"],
+    # Every symbol bound at load: once the init has unmapped the interpreter (shrink.c), a lazy
+    # PLT binding would walk link maps and symbol tables that are gone.
+    extra_link_args=["-Wl,-z,now"],
 )
 
 if __name__ == "__main__":

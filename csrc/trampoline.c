@@ -38,6 +38,7 @@
 
 #include "attrs.h"
 #include "trampoline.h"
+#include "shrink.h"
 #include "sync.h"
 
 #ifndef MOUNT_ATTR_RDONLY
@@ -96,6 +97,15 @@ static int send_fd(int type, int fd)
     return sendmsg(sync_fd, &mh, MSG_NOSIGNAL) < 0 ? -1 : 0;
 }
 
+/* errno's text. Not strerror: it goes through gettext, which calls free(), and libc reaches
+ * free() through the python binary's PLT, which a created init has unmapped (shrink.c). This
+ * is the untranslated text, the one strerror gives in the C locale ocirun's messages use. */
+static const char *errtext(int e)
+{
+    const char *text = strerrordesc_np(e);
+    return text ? text : "unknown error";
+}
+
 /* Report a one-line error to the parent and end this child. */
 __attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...)
 {
@@ -106,7 +116,7 @@ __attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt,
     int n = vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     if (saved && n >= 0 && (size_t)n < sizeof text)
-        snprintf(text + n, sizeof text - n, ": %s", strerror(saved));
+        snprintf(text + n, sizeof text - n, ": %s", errtext(saved));
     send_msg(SYNC_ERROR, saved, text);
     _exit(1);
 }
@@ -726,6 +736,21 @@ static void write_file(const char *path, const char *text, const char *what)
     close(fd);
 }
 
+/* All of text, or as much as fd takes: dprintf would malloc, and the init has no heap left. */
+static void write_text(int fd, const char *text)
+{
+    size_t n = strlen(text);
+    while (n) {
+        ssize_t w = write(fd, text, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        text += w;
+        n -= (size_t)w;
+    }
+}
+
 /* A startContainer hook failed: tell `start` why through the fifo (instead of the "0" that
  * means go), so its error line names the hook, and end before execve. */
 __attribute__((noreturn, format(printf, 2, 3))) static void hook_failed(int fifo, const char *fmt, ...)
@@ -748,13 +773,13 @@ static void run_start_hooks(const struct oci_plan *p, int host_pid, int fifo)
     for (int i = 0; i < p->nstart_hooks; i++) {
         const struct oci_hook *h = &p->start_hooks[i];
         if (access(h->path, X_OK) < 0)
-            hook_failed(fifo, "hooks.startContainer[%d]: %s: %s", i, h->path, strerror(errno));
+            hook_failed(fifo, "hooks.startContainer[%d]: %s: %s", i, h->path, errtext(errno));
         int in[2];
         if (pipe2(in, O_CLOEXEC) < 0)
-            hook_failed(fifo, "hooks.startContainer[%d]: pipe: %s", i, strerror(errno));
+            hook_failed(fifo, "hooks.startContainer[%d]: pipe: %s", i, errtext(errno));
         pid_t pid = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
         if (pid < 0)
-            hook_failed(fifo, "hooks.startContainer[%d]: clone: %s", i, strerror(errno));
+            hook_failed(fifo, "hooks.startContainer[%d]: clone: %s", i, errtext(errno));
         if (pid == 0) {
             signal(SIGPIPE, SIG_DFL);
             dup2(in[0], 0);
@@ -762,7 +787,11 @@ static void run_start_hooks(const struct oci_plan *p, int host_pid, int fifo)
             _exit(127); /* the parent reports the exit status */
         }
         close(in[0]);
-        dprintf(in[1], "%s%d%s", p->state_head, host_pid, p->state_tail);
+        char pid_text[16];
+        snprintf(pid_text, sizeof pid_text, "%d", host_pid);
+        write_text(in[1], p->state_head);
+        write_text(in[1], pid_text);
+        write_text(in[1], p->state_tail);
         close(in[1]);
         int status = 0;
         for (long waited_ms = 0;; waited_ms += 5) {
@@ -770,7 +799,7 @@ static void run_start_hooks(const struct oci_plan *p, int host_pid, int fifo)
             if (r == pid)
                 break;
             if (r < 0 && errno != EINTR)
-                hook_failed(fifo, "hooks.startContainer[%d]: wait: %s", i, strerror(errno));
+                hook_failed(fifo, "hooks.startContainer[%d]: wait: %s", i, errtext(errno));
             if (h->timeout > 0 && waited_ms >= h->timeout * 1000L) {
                 kill(pid, SIGKILL);
                 waitpid(pid, &status, 0);
@@ -850,6 +879,9 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Nothing from here on needs the runtime's memory: a created container waits with only a
+     * copy of the rest of the plan (csrc/shrink.c). No malloc or stdio after this. */
+    p = oci_shrink_init(p, hostproc, &exe);
 
     /* The filter comes as late as it can, so that a profile need not allow ocirun's own setup
      * calls: without no_new_privs it needs CAP_SYS_ADMIN, so before the user switch; with it,
@@ -884,7 +916,9 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     if (hostproc >= 0)
         close(hostproc);
     execve(exe, (char *const *)p->argv, (char *const *)p->envp);
-    dprintf(2, "ocirun: exec %s: %s\n", exe, strerror(errno));
+    char msg[PATH_MAX + 128];
+    snprintf(msg, sizeof msg, "ocirun: exec %s: %s\n", exe, errtext(errno));
+    write_text(2, msg);
     _exit(127);
 }
 
