@@ -27,9 +27,9 @@
  * dlopen, TLS and pthread functions, which the init doesn't use. vsnprintf and snprintf of
  * short texts don't allocate; dprintf does (glibc 2.36: a FILE buffer), and strerror goes
  * through gettext, which calls free(), so the init writes with write(2) and takes errno's text
- * from strerrordesc_np. The runtime must call oci_spawn single-threaded, as it always had to:
- * once libc believes a process multi-threaded, its setresuid & co. visit every other thread's
- * descriptor, and those are gone.
+ * from strerrordesc_np. ocirun may have a second thread when it clones (the cgroup warm-up):
+ * libc's setresuid & co. would then visit that thread's descriptor, which is gone, so the init
+ * changes credentials with raw system calls.
  */
 #define _GNU_SOURCE
 #include <errno.h>
