@@ -12,9 +12,11 @@
  *                    ◀───────────── SYNC_USERNS_READY   (only with a new user namespace)
  *   write uid_map, gid_map
  *   SYNC_USERNS_DONE ─────────────▶ setresuid(0), timens offsets,
- *                                   non-dumpable, clone(CLONE_PARENT) ──▶ (waits)
+ *                                   non-dumpable, clone(CLONE_PARENT   ──▶ write "0" to each v1
+ *                                   [| CLONE_INTO_CGROUP v2 dir])          `tasks` fd (no user ns)
  *                    ◀───────────── SYNC_INIT_PID(pid), exits
- *   reap stage 1, write oom_score_adj, join cgroups
+ *   reap stage 1, write oom_score_adj,
+ *   join cgroups (only with a user namespace, or for exec)
  *   SYNC_CGROUP_DONE(host pid) ───────────────────────────────▶  unshare(cgroup ns), mounts, devices
  *                    ◀───────────────────────────────────────────  SYNC_PTY(master)  (only with a terminal)
  *   pass it to --console-socket, or keep it to proxy

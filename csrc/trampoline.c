@@ -61,6 +61,14 @@ struct mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_f
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 #define KEYCTL_JOIN_SESSION_KEYRING 1
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+/* clone3's argument, up to the cgroup field (kernel 5.7); named ours to stay clear of headers. */
+struct oci_clone_args {
+    unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+        set_tid, set_tid_size, cgroup;
+};
 
 static int sync_fd = -1;
 /* The host's procfs, opened by stage 1 before it joins or makes any namespace: the init reaches
@@ -815,8 +823,19 @@ static void run_start_hooks(const struct oci_plan *p, int host_pid, int fifo)
     signal(SIGPIPE, SIG_DFL);
 }
 
+/* The init moves itself into the v1 cgroups, as one thread: see cgroup_tasks_fds. */
+static void join_cgroups_v1(const struct oci_plan *p)
+{
+    for (int i = 0; i < p->ncgroup_tasks; i++) {
+        if (write(p->cgroup_tasks_fds[i], "0", 1) != 1)
+            die("join cgroup %s", p->cgroup_tasks_dirs[i]);
+        close(p->cgroup_tasks_fds[i]);
+    }
+}
+
 __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
 {
+    join_cgroups_v1(p);
     int host_pid = expect(SYNC_CGROUP_DONE);
     if (p->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
         die("linux.namespaces: cgroup");
@@ -984,9 +1003,19 @@ __attribute__((noreturn)) static void stage1(struct oci_plan *p)
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         die("make the runtime non-dumpable");
     /* The init is the parent's child, not ours, so the parent can wait for it. */
-    pid_t pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
-    if (pid < 0)
-        die("clone the container init");
+    pid_t pid;
+    if (p->cgroup_v2_fd >= 0) {
+        /* No exit_signal with CLONE_PARENT: the child takes ours, SIGCHLD (clone3 refuses one). */
+        struct oci_clone_args args = {.flags = CLONE_PARENT | CLONE_INTO_CGROUP,
+                                      .cgroup = (unsigned long long)p->cgroup_v2_fd};
+        pid = syscall(SYS_clone3, &args, sizeof args);
+        if (pid < 0)
+            die("clone the container init into its cgroup");
+    } else {
+        pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
+        if (pid < 0)
+            die("clone the container init");
+    }
     if (pid == 0)
         container_init(p);
     send_msg(SYNC_INIT_PID, pid, NULL);

@@ -117,6 +117,17 @@ struct oci_plan {
 
     struct oci_attrs *attrs;  /* csrc/attrs.h: sysctl, personality, scheduler ..., or NULL */
 
+    /* Cgroups the init places itself in, without the parent's cgroup.procs writes: the first
+     * of those after a quiet spell waits for an RCU grace period (cgroup_threadgroup_rwsem),
+     * 5-15 ms. A single-threaded process moving itself does not take that lock: the init writes
+     * "0" to each v1 directory's `tasks` file (fds opened by the runtime, as host root). The
+     * cgroup v2 directory is entered at birth: stage 1 clones the init with CLONE_INTO_CGROUP.
+     * Both unset (0 fds, cgroup_v2_fd -1): the parent joins the pid through cgroup.procs. */
+    const int *cgroup_tasks_fds;
+    const char *const *cgroup_tasks_dirs; /* for error messages */
+    int ncgroup_tasks;
+    int cgroup_v2_fd;         /* O_PATH fd of the v2 directory, or -1 */
+
     /* protocol */
     int preserve_fds;         /* fds 3 .. 3+n-1 stay open across execve */
     int exec_fifo_fd;         /* O_PATH fd of the exec fifo, or -1 to exec at once */

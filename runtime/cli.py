@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         if "criu" in g or "rootless" in g:
             log.debug("ignoring --criu/--rootless: accepted for runc compatibility")
         command, args = rest[0], rest[1:]
-        if command in ("create", "run", "exec"):
+        if command == "exec":
             from .cgroups import warm_up
 
             warm_up()  # as early as can be: it overlaps a kernel wait with everything below

@@ -49,12 +49,19 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         os.mkfifo(c.fifo, 0o600)
         os.chmod(c.fifo, 0o622)  # the init may run as any user when it opens it
         plan = build_plan(cfg, opts, c, dirs, found, fds)
-        # Last before the spawn: making cgroups waits for the lock cgroups.warm_up is warming,
-        # so all the work that can be done (imports included) comes before.
+        # Without a user namespace the init places itself in its cgroups, which costs no kernel
+        # wait (csrc/trampoline.h, cgroup_tasks_fds); with one, the parent joins it through
+        # cgroup.procs, and the warm-up overlaps the wait that costs with what comes first.
+        self_join = cfg.namespace("user") is None
+        if not self_join:
+            cgroups.warm_up()
         device_rules = cgroups.device_allows(cfg.devices)
         made_cgroups = cgroups.create(dirs)
         cgroup_resources.apply(dirs, cfg.resources, devices=device_rules)
-        spawn = Spawn(plan, dirs, (cfg.uid_mappings, cfg.gid_mappings), cfg.process.oom_score_adj,
+        if self_join:
+            plan.set_cgroup_self_join(*cgroups.open_for_self_join(dirs, found, fds))
+        spawn = Spawn(plan, [] if self_join else dirs, (cfg.uid_mappings, cfg.gid_mappings),
+                      cfg.process.oom_score_adj,
                       on_pty=lambda fd: _hand_over_pty(fd, opts),
                       on_hooks=lambda pid: _hooks().run_create_hooks(cfg, state_doc(cfg, c.id, "creating", pid)),
                       on_seccomp_fd=lambda pid, fd: plan.send_seccomp_listener(

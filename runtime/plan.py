@@ -156,6 +156,7 @@ class Plan:
         self._keep = []
         self.c = ffi.new("struct oci_plan *")
         self._keep.append(self.c)
+        self.c.cgroup_v2_fd = -1
         self.seccomp = None  # the compiled Filter, when there is one
 
     def str(self, s):
@@ -175,6 +176,15 @@ class Plan:
         arr = self.ffi.new(f"{ctype}[]", max(n, 1))
         self._keep.append(arr)
         return arr
+
+    def set_cgroup_self_join(self, tasks_fds: list[int], tasks_dirs: list[str], v2_fd: int) -> None:
+        """The init places itself in its cgroups (see cgroups.open_for_self_join)."""
+        fds = self.array("int", len(tasks_fds))
+        for i, fd in enumerate(tasks_fds):
+            fds[i] = fd
+        c = self.c
+        c.cgroup_tasks_fds, c.cgroup_tasks_dirs, c.ncgroup_tasks = fds, self.strv(tasks_dirs), len(tasks_fds)
+        c.cgroup_v2_fd = v2_fd
 
     def set_joins(self, joins: list[tuple[str, int]], fds: list[int], where: str) -> None:
         """Namespaces to join, in order: (nsfs path, CLONE_NEW* type). Opened fds go into fds."""

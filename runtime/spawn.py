@@ -2,7 +2,8 @@
 
 `Spawn` starts oci_spawn() with a built plan and answers the children over the sync socket
 (the exchange is drawn in csrc/sync.h): it writes the id maps, writes oom_score_adj and joins
-the cgroup once it knows the pid, takes the pty master, and runs the create hooks. If anything
+the cgroup once it knows the pid (unless the plan has the process place itself:
+cgroups.open_for_self_join), takes the pty master, and runs the create hooks. If anything
 fails, `kill()` leaves no process of the run behind.
 """
 import os

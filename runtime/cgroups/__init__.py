@@ -130,13 +130,15 @@ def _inherit_cpuset(d: str) -> None:
             f.write(value)
 
 
-# Moving a process between cgroups takes a global lock (cgroup_threadgroup_rwsem) whose first
-# writer waits for an RCU grace period: 5-15 ms here, the largest single cost of `run`. Writers
-# that come within about 20 ms of the last one don't wait. So create and exec start, first
-# thing, a thread that moves ocirun into the cgroup it is already in (a no-op move that still
-# takes the lock): the grace period passes while the main thread imports and reads the config.
-# It moves again every few ms until join() stops it, at most a few times: 200 creates at once
-# must not flood the lock (each move also holds cgroup_mutex, and stalls fork and exit).
+# Moving a process between cgroups through cgroup.procs takes a global lock
+# (cgroup_threadgroup_rwsem) whose first writer waits for an RCU grace period: 5-15 ms here.
+# Writers that come within about 20 ms of the last one don't wait. create without a user
+# namespace avoids the lock altogether (open_for_self_join); where ocirun must join a pid
+# itself (exec, create with a user namespace), it first starts a thread that moves ocirun into
+# the cgroup it is already in (a no-op move that still takes the lock), so the grace period
+# passes while the main thread works. It moves again every few ms until join() stops it, at
+# most a few times: 200 creates at once must not flood the lock (each move also holds
+# cgroup_mutex, and stalls fork and exit).
 _WARM_PERIOD_S = 0.008
 _WARM_MOVES_MAX = 6
 _warm_until_join = _thread.allocate_lock()
@@ -182,6 +184,27 @@ def _keep_warm(fd: int) -> None:
         pass  # not allowed here: no warm-up, only the wait
     finally:
         posix.close(fd)
+
+
+def open_for_self_join(dirs: list[str], found: list[Hierarchy], fds: list[int]) -> tuple[list[int], list[str], int]:
+    """What a new process needs to place itself in the container's cgroups without
+    cgroup.procs (csrc/trampoline.h, cgroup_tasks_fds): the v1 directories' `tasks` fds with
+    those directories, and an O_PATH fd of the v2 directory, or -1. Every fd opened is also
+    appended to fds, which the caller closes. Opened here, by host root, so that neither the
+    path nor the permission is the container's."""
+    tasks_fds, tasks_dirs, v2_fd = [], [], -1
+    for h, d in zip(found, dirs):
+        try:
+            if h.version == 1:
+                fd = posix.open(d + "/tasks", posix.O_WRONLY | posix.O_CLOEXEC)
+                tasks_fds.append(fd)
+                tasks_dirs.append(d)
+            else:
+                fd = v2_fd = posix.open(d, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+        except OSError as e:
+            raise OciError(f"open cgroup: {e.strerror}", d) from None
+        fds.append(fd)
+    return tasks_fds, tasks_dirs, v2_fd
 
 
 def join(dirs: list[str], pid: int) -> None:
