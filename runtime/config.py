@@ -3,11 +3,11 @@
 Past `load()` nothing reads raw JSON: the schema (runtime.schema, generated from spec/) rules
 out wrong types and shapes, then the checks here rule out what a schema can't express.
 """
-import os
 
 from . import kernel
 from .errors import ConfigError, OciError
 from .jsonio import load_file
+from .posixio import abspath, exists, isdir, join, realpath
 
 
 class Record:
@@ -79,11 +79,11 @@ HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer",
 
 def load(bundle: str) -> Config:
     """Read, check and convert BUNDLE/config.json."""
-    bundle = os.path.abspath(bundle)
-    if not os.path.isdir(bundle):
+    bundle = abspath(bundle)
+    if not isdir(bundle):
         raise OciError("bundle directory does not exist", bundle)
-    path = os.path.join(bundle, "config.json")
-    if not os.path.exists(path):
+    path = join(bundle, "config.json")
+    if not exists(path):
         raise OciError("config.json not found in the bundle", path)
     doc = load_file(path)
     from .schema import check_config
@@ -97,8 +97,8 @@ def _convert(doc: dict, bundle: str) -> Config:
     root = doc.get("root") or {}
     if not root.get("path"):
         raise ConfigError("is required", "root.path")
-    rootfs = os.path.join(bundle, root["path"])
-    if not os.path.isdir(rootfs):
+    rootfs = join(bundle, root["path"])
+    if not isdir(rootfs):
         raise ConfigError(f"rootfs {rootfs} does not exist or is not a directory", "root.path")
 
     process = convert_process(doc.get("process"))
@@ -124,7 +124,7 @@ def _convert(doc: dict, bundle: str) -> Config:
     return Config(
         oci_version=doc["ociVersion"],
         bundle=bundle,
-        rootfs=os.path.realpath(rootfs),
+        rootfs=realpath(rootfs),
         readonly_root=bool(root.get("readonly")),
         process=process,
         hostname=doc.get("hostname"),
@@ -212,7 +212,7 @@ def _namespaces(items: list) -> list[Namespace]:
             raise ConfigError(f"namespace {t!r} is listed twice", f"linux.namespaces[{i}].type")
         seen.add(t)
         path = ns.get("path") or None
-        if path and not os.path.exists(path):
+        if path and not exists(path):
             raise ConfigError(f"namespace path {path} does not exist", f"linux.namespaces[{i}].path")
         out.append(Namespace(type=t, path=path))
     return out
@@ -232,8 +232,8 @@ def _mount(m: dict, i: int, bundle: str) -> Mount:
     if mtype == "bind" or "bind" in options or "rbind" in options:
         if not source:
             raise ConfigError("a bind mount needs a source", f"mounts[{i}].source")
-        source = os.path.join(bundle, source)
-        if not os.path.exists(source):
+        source = join(bundle, source)
+        if not exists(source):
             raise ConfigError(f"bind source {source} does not exist", f"mounts[{i}].source")
         mtype = "bind"
     return Mount(destination=dest, type=mtype, source=source, options=options)

@@ -5,7 +5,7 @@ the exec fifo; build the plan; start the trampoline and answer it over the sync 
 the id maps, place the init in its cgroup, run the create hooks); record the state and the pid
 file. Any failure undoes every step, so nothing is left behind.
 """
-import os
+import posix
 
 from . import cgroups, config, kernel, log, state
 from .cgroups import resources as cgroup_resources
@@ -46,8 +46,8 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
     try:
         found = cgroups.hierarchies()
         dirs = cgroups.container_dirs(cfg.cgroups_path, container_id, opts.systemd_cgroup, found)
-        os.mkfifo(c.fifo, 0o600)
-        os.chmod(c.fifo, 0o622)  # the init may run as any user when it opens it
+        posix.mkfifo(c.fifo, 0o600)
+        posix.chmod(c.fifo, 0o622)  # the init may run as any user when it opens it
         plan = build_plan(cfg, opts, c, dirs, found, fds)
         # Without a user namespace the init places itself in its cgroups, which costs no kernel
         # wait (csrc/trampoline.h, cgroup_tasks_fds); with one, the parent joins it through
@@ -106,7 +106,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         raise
     finally:
         for fd in fds:
-            os.close(fd)
+            posix.close(fd)
     return c
 
 
@@ -136,9 +136,9 @@ def state_doc(cfg, container_id: str, status: str, pid: int = 0) -> dict:
 
 
 def write_pid_file(path: str, pid: int) -> None:
-    from .posixio import write_atomically
+    from .posixio import abspath, write_atomically
 
-    path = os.path.abspath(path)
+    path = abspath(path)
     try:
         write_atomically(path, str(pid))
     except OSError as e:
@@ -175,7 +175,7 @@ def build_plan(cfg, opts, container, cgroup_dirs, found, fds: list[int]) -> Plan
     c.chroot_fd = -1
     mount_ns = cfg.namespace("mount")
     if mount_ns is None:  # the runtime's own mount namespace, which the init goes back to
-        c.shared_mntns_fd = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        c.shared_mntns_fd = posix.open("/proc/self/ns/mnt", posix.O_RDONLY | posix.O_CLOEXEC)
         fds.append(c.shared_mntns_fd)
     elif mount_ns.path:  # the joined one, which stage 1 has entered already
         c.shared_mntns_fd = next(c.joins[i].fd for i in range(c.njoins) if c.joins[i].type == kernel.CLONE_NEWNS)
@@ -193,7 +193,7 @@ def build_plan(cfg, opts, container, cgroup_dirs, found, fds: list[int]) -> Plan
 
         c.attrs = attrs.fill(p, cfg.attrs)
     c.preserve_fds = opts.preserve_fds
-    fifo_fd = os.open(container.fifo, os.O_PATH | os.O_CLOEXEC)
+    fifo_fd = posix.open(container.fifo, posix.O_PATH | posix.O_CLOEXEC)
     fds.append(fifo_fd)
     c.exec_fifo_fd = fifo_fd
     if any(cfg.hooks.values()):

@@ -4,13 +4,14 @@ All decisions are made here, in Python: which namespaces to create or join, the 
 of rootfs operations (mounts, devices, /dev symlinks, masks), the capability masks. The C side
 only carries them out. The returned Plan owns every C buffer the struct points into.
 """
-import os
+import posix
 
 from . import kernel as k
 from . import mountopts
 from .cgroups import Hierarchy
 from .config import Config
 from .errors import ConfigError
+from .posixio import isdir, normpath
 
 DEFAULT_DEVICES = (  # path, major, minor: created unless config.json lists them itself
     ("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
@@ -60,15 +61,15 @@ def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layo
     dev_bound = False
     for i, m in enumerate(cfg.mounts):
         where = f"mounts[{i}]"
-        dest = os.path.normpath(m.destination)
+        dest = normpath(m.destination)
         if m.type != "proc" and (dest == "/proc" or dest.startswith("/proc/")) and dest not in PROC_BINDS_ALLOWED:
             raise ConfigError(f"{dest} is in /proc: only proc may be mounted there", f"{where}.destination")
         o = mountopts.parse(m.options, where + ".options")
         if m.type == "bind":
-            dev_bound |= os.path.normpath(m.destination) == "/dev"
+            dev_bound |= normpath(m.destination) == "/dev"
             ops.append(Op(OP_MOUNT, where, m.destination, source=m.source, flags=o.flags | k.MS_BIND,
                           propagation=o.propagation, attr_set=o.attr_set, attr_clr=o.attr_clr,
-                          target_is_dir=int(os.path.isdir(m.source))))
+                          target_is_dir=int(isdir(m.source))))
         elif m.type == "cgroup":
             ops += _cgroup_mount(where, m.destination, o, cgroup_dirs, cgroup_layout, cgroupns)
         else:
@@ -191,7 +192,7 @@ class Plan:
         arr = self.array("struct oci_ns_join", len(joins))
         for i, (path, ns_type) in enumerate(joins):
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
             except OSError as e:
                 raise ConfigError(f"open {path}: {e.strerror}", where) from None
             fds.append(fd)

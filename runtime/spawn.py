@@ -6,7 +6,7 @@ the cgroup once it knows the pid (unless the plan has the process place itself:
 cgroups.open_for_self_join), takes the pty master, and runs the create hooks. If anything
 fails, `kill()` leaves no process of the run behind.
 """
-import os
+import posix
 
 from . import cgroups, sync
 from .errors import OciError
@@ -27,13 +27,13 @@ class Spawn:
         sock_out = ffi.new("int *")
         r = lib.oci_spawn(self.plan.c, sock_out)
         if r < 0:
-            raise OciError(f"clone: {os.strerror(-r)}")
+            raise OciError(f"clone: {posix.strerror(-r)}")
         self.stage1 = r
         sock = sock_out[0]
         try:
             self._converse(sock)
         finally:
-            os.close(sock)
+            posix.close(sock)
         return self.pid
 
     def _converse(self, sock: int) -> None:
@@ -56,7 +56,7 @@ class Spawn:
                 try:
                     self.on_seccomp_fd(self.pid, value)
                 finally:
-                    os.close(value)
+                    posix.close(value)
                 sync.send(sock, sync.SECCOMP_DONE)
             elif kind == sync.HOOKS:
                 self.on_hooks(self.pid)
@@ -70,7 +70,7 @@ class Spawn:
 
     def _reap_stage1(self) -> None:
         if self.stage1:
-            os.waitpid(self.stage1, 0)
+            posix.waitpid(self.stage1, 0)
             self.stage1 = None
 
     def _write_id_maps(self, pid: int) -> None:
@@ -83,8 +83,8 @@ class Spawn:
         for pid in (self.pid, self.stage1):
             if pid:
                 try:
-                    os.kill(pid, 9)
-                    os.waitpid(pid, 0)
+                    posix.kill(pid, 9)
+                    posix.waitpid(pid, 0)
                 except (ProcessLookupError, ChildProcessError):
                     pass
 

@@ -3,7 +3,7 @@
 A message is one SOCK_SEQPACKET packet: a little-endian u32 type and i32 value, then for
 ERROR a one-line text. The numbers mirror enum oci_sync; tests/test_units.py checks they agree.
 """
-import os
+import posix
 
 USERNS_READY = 1
 USERNS_DONE = 2
@@ -24,7 +24,7 @@ def recv(sock: int, with_fds: bool = False) -> tuple[int, int, str]:
     if with_fds:
         data, fd = _recv_fd(sock)
     else:
-        data, fd = os.read(sock, 2048), None
+        data, fd = posix.read(sock, 2048), None
     if len(data) < 8:
         return EOF, 0, ""
     kind = int.from_bytes(data[0:4], "little")
@@ -47,4 +47,4 @@ def _recv_fd(sock: int) -> tuple[bytes, int | None]:
 
 
 def send(sock: int, kind: int, value: int = 0) -> None:
-    os.write(sock, kind.to_bytes(4, "little") + value.to_bytes(4, "little", signed=True))
+    posix.write(sock, kind.to_bytes(4, "little") + value.to_bytes(4, "little", signed=True))

@@ -72,3 +72,38 @@ def test_json_round_trip_and_errors():
     assert e.value.where == "cfg.json" and "line 1" in e.value.message
     with pytest.raises(OciError):
         loads('{} x', "cfg.json")
+
+
+@pytest.mark.parametrize("path", ["/", "/a/b", "/a//b/./c/", "/a/../../b", "a/b/..", "a/../..", "", ".", "..", "./a",
+                                  "/proc/../proc/self", "a//b"])
+def test_posixio_normpath_and_join_agree_with_os_path(path):
+    """The create path's posix-only path helpers give what os.path gives (which it no longer imports)."""
+    import os.path
+
+    from runtime import posixio
+
+    assert posixio.normpath(path) == os.path.normpath(path)
+    for first in ("/bundle", "bundle", "/bundle/", ""):
+        assert posixio.join(first, path) == os.path.join(first, path)
+
+
+def test_posixio_normpath_folds_a_double_leading_slash():
+    """os.path keeps `//proc` (POSIX leaves two leading slashes open); mount destinations must
+    not slip past the /proc checks that way."""
+    from runtime import posixio
+
+    assert posixio.normpath("//proc/../proc/sys") == "/proc/sys"
+
+
+def test_posixio_abspath_and_realpath(tmp_path, monkeypatch):
+    import os
+
+    from runtime import posixio
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to("real")
+    monkeypatch.chdir(tmp_path)
+    assert posixio.abspath("link/../x") == os.path.abspath("link/../x")
+    assert posixio.realpath("link") == os.path.realpath("link") == str(tmp_path / "real")
+    with pytest.raises(FileNotFoundError):
+        posixio.realpath("missing")

@@ -87,7 +87,7 @@ def container_dirs(cgroups_path: str, container_id: str, systemd: bool = False,
     path = cgroups_path or container_id
     if ".." in path.split("/"):
         raise OciError(f"{path!r} must not contain '..'", "linux.cgroupsPath")
-    from os.path import normpath  # create path only
+    from ..posixio import normpath
 
     dirs = []
     for h in hierarchies() if found is None else found:

@@ -14,9 +14,10 @@ runtime-spec 1.3 (-1: max, 0 and up: that limit, absent: unchanged).
 Every failure is a ConfigError naming the field: a value the kernel rejects (with the file and
 the value), a controller or a setting the host lacks, a bad value.
 """
-import os
+import posix
 
 from ..errors import ConfigError, OciError
+from ..posixio import dirname
 from . import devices as dev
 
 R = "linux.resources"
@@ -28,11 +29,11 @@ _V1_NOT_CONTROLLERS = {"cgroup", "notify_on_release", "release_agent", "tasks"}
 
 def write_file(path: str, value: str) -> None:
     """One write(2) of value; tests replace this to record the writes."""
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
     try:
-        os.write(fd, value.encode())
+        posix.write(fd, value.encode())
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def read_file(path: str) -> str:
@@ -57,7 +58,7 @@ class Dir:
 
 def describe(path: str) -> Dir:
     try:
-        names = set(os.listdir(path))
+        names = set(posix.listdir(path))
     except OSError as e:
         raise OciError(f"read cgroup directory: {e.strerror}", path) from None
     if "cgroup.controllers" in names:
@@ -662,7 +663,7 @@ class DefaultDeviceW(W):
 
 def _parent_denies(path: str) -> bool:
     try:
-        return "a *:* rwm" not in read_file(os.path.dirname(path) + "/devices.list").splitlines()
+        return "a *:* rwm" not in read_file(dirname(path) + "/devices.list").splitlines()
     except OSError:
         return False
 
