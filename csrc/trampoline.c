@@ -823,7 +823,8 @@ static void run_start_hooks(const struct oci_plan *p, int host_pid, int fifo)
     signal(SIGPIPE, SIG_DFL);
 }
 
-/* The init moves itself into the v1 cgroups, as one thread: see cgroup_tasks_fds. */
+/* The init moves itself into the v1 cgroups, as one thread (see cgroup_tasks_fds); it was
+ * born in the v2 one. Then it lets go of the host's cgroup files. */
 static void join_cgroups_v1(const struct oci_plan *p)
 {
     for (int i = 0; i < p->ncgroup_tasks; i++) {
@@ -831,6 +832,8 @@ static void join_cgroups_v1(const struct oci_plan *p)
             die("join cgroup %s", p->cgroup_tasks_dirs[i]);
         close(p->cgroup_tasks_fds[i]);
     }
+    if (p->cgroup_v2_fd >= 0)
+        close(p->cgroup_v2_fd);
 }
 
 __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
