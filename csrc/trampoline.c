@@ -1013,7 +1013,7 @@ __attribute__((noreturn)) static void stage1(struct oci_plan *p)
                                       .cgroup = (unsigned long long)p->cgroup_v2_fd};
         pid = syscall(SYS_clone3, &args, sizeof args);
         if (pid < 0)
-            die("clone the container init into its cgroup");
+            die("join cgroup %s", p->cgroup_v2_dir);
     } else {
         pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
         if (pid < 0)

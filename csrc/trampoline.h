@@ -127,6 +127,7 @@ struct oci_plan {
     const char *const *cgroup_tasks_dirs; /* for error messages */
     int ncgroup_tasks;
     int cgroup_v2_fd;         /* O_PATH fd of the v2 directory, or -1 */
+    const char *cgroup_v2_dir; /* its path, for error messages */
 
     /* protocol */
     int preserve_fds;         /* fds 3 .. 3+n-1 stay open across execve */

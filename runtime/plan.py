@@ -178,14 +178,14 @@ class Plan:
         self._keep.append(arr)
         return arr
 
-    def set_cgroup_self_join(self, tasks_fds: list[int], tasks_dirs: list[str], v2_fd: int) -> None:
+    def set_cgroup_self_join(self, tasks_fds: list[int], tasks_dirs: list, v2_fd: int, v2_dir) -> None:
         """The init places itself in its cgroups (see cgroups.open_for_self_join)."""
         fds = self.array("int", len(tasks_fds))
         for i, fd in enumerate(tasks_fds):
             fds[i] = fd
         c = self.c
         c.cgroup_tasks_fds, c.cgroup_tasks_dirs, c.ncgroup_tasks = fds, self.strv(tasks_dirs), len(tasks_fds)
-        c.cgroup_v2_fd = v2_fd
+        c.cgroup_v2_fd, c.cgroup_v2_dir = v2_fd, self.str(v2_dir)
 
     def set_joins(self, joins: list[tuple[str, int]], fds: list[int], where: str) -> None:
         """Namespaces to join, in order: (nsfs path, CLONE_NEW* type). Opened fds go into fds."""

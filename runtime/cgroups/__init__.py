@@ -186,13 +186,14 @@ def _keep_warm(fd: int) -> None:
         posix.close(fd)
 
 
-def open_for_self_join(dirs: list[str], found: list[Hierarchy], fds: list[int]) -> tuple[list[int], list[str], int]:
+def open_for_self_join(dirs: list[str], found: list[Hierarchy],
+                       fds: list[int]) -> tuple[list[int], list[str], int, str | None]:
     """What a new process needs to place itself in the container's cgroups without
     cgroup.procs (csrc/trampoline.h, cgroup_tasks_fds): the v1 directories' `tasks` fds with
-    those directories, and an O_PATH fd of the v2 directory, or -1. Every fd opened is also
-    appended to fds, which the caller closes. Opened here, by host root, so that neither the
-    path nor the permission is the container's."""
-    tasks_fds, tasks_dirs, v2_fd = [], [], -1
+    those directories, and an O_PATH fd of the v2 directory (or -1) with that directory. Every
+    fd opened is also appended to fds, which the caller closes. Opened here, by host root, so
+    that neither the path nor the permission is the container's."""
+    tasks_fds, tasks_dirs, v2_fd, v2_dir = [], [], -1, None
     for h, d in zip(found, dirs):
         try:
             if h.version == 1:
@@ -201,10 +202,11 @@ def open_for_self_join(dirs: list[str], found: list[Hierarchy], fds: list[int]) 
                 tasks_dirs.append(d)
             else:
                 fd = v2_fd = posix.open(d, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+                v2_dir = d
         except OSError as e:
             raise OciError(f"open cgroup: {e.strerror}", d) from None
         fds.append(fd)
-    return tasks_fds, tasks_dirs, v2_fd
+    return tasks_fds, tasks_dirs, v2_fd, v2_dir
 
 
 def join(dirs: list[str], pid: int) -> None:
