@@ -51,10 +51,8 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         plan = build_plan(cfg, opts, c, dirs, found, fds)
         # Without a user namespace the init places itself in its cgroups, which costs no kernel
         # wait (csrc/trampoline.h, cgroup_tasks_fds); with one, the parent joins it through
-        # cgroup.procs, and the warm-up overlaps the wait that costs with what comes first.
+        # cgroup.procs and waits for an RCU grace period, as runc does.
         self_join = cfg.namespace("user") is None
-        if not self_join:
-            cgroups.warm_up()
         device_rules = cgroups.device_allows(cfg.devices)
         made_cgroups = cgroups.create(dirs)
         cgroup_resources.apply(dirs, cfg.resources, devices=device_rules)

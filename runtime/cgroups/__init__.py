@@ -133,12 +133,13 @@ def _inherit_cpuset(d: str) -> None:
 # Moving a process between cgroups through cgroup.procs takes a global lock
 # (cgroup_threadgroup_rwsem) whose first writer waits for an RCU grace period: 5-15 ms here.
 # Writers that come within about 20 ms of the last one don't wait. create without a user
-# namespace avoids the lock altogether (open_for_self_join); where ocirun must join a pid
-# itself (exec, create with a user namespace), it first starts a thread that moves ocirun into
-# the cgroup it is already in (a no-op move that still takes the lock), so the grace period
-# passes while the main thread works. It moves again every few ms until join() stops it, at
-# most a few times: 200 creates at once must not flood the lock (each move also holds
-# cgroup_mutex, and stalls fork and exit).
+# namespace avoids the lock altogether (open_for_self_join). exec, which makes no cgroup, first
+# starts a thread that moves ocirun into the cgroup it is already in (a no-op move that still
+# takes the lock), so the grace period passes while the main thread works. It moves again
+# every few ms until join() stops it, at most a few times: many execs at once must not flood
+# the lock (each move also holds cgroup_mutex, and stalls fork and exit). (create with a user
+# namespace gains nothing from it: its mkdirs, right after the config says so, would wait
+# for the grace period through cgroup_mutex instead.)
 _WARM_PERIOD_S = 0.008
 _WARM_MOVES_MAX = 6
 _warm_until_join = _thread.allocate_lock()
