@@ -39,6 +39,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
     if mount_ns is None or mount_ns.path:
         check_shared_mount_ns(cfg)
 
+    hooks = _hooks_module(cfg)
     c = state.new(root, container_id)
     made_cgroups: list[str] = []
     spawn = None
@@ -61,7 +62,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         spawn = Spawn(plan, [] if self_join else dirs, (cfg.uid_mappings, cfg.gid_mappings),
                       cfg.process.oom_score_adj,
                       on_pty=lambda fd: _hand_over_pty(fd, opts),
-                      on_hooks=lambda pid: _hooks().run_create_hooks(cfg, state_doc(cfg, c.id, "creating", pid)),
+                      on_hooks=lambda pid: hooks.run_create_hooks(cfg, state_doc(cfg, c.id, "creating", pid)),
                       on_seccomp_fd=lambda pid, fd: plan.send_seccomp_listener(
                           state_doc(cfg, c.id, "creating", pid), fd, pid))
         pid = spawn.run()
@@ -80,7 +81,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
                 "cgroup_dirs": dirs,
                 "cgroup_made": made_cgroups,
                 "cgroup_devices": device_rules,
-                "hooks": _hooks().to_state(cfg.hooks) if any(cfg.hooks.values()) else {},
+                "hooks": hooks.to_state(cfg.hooks) if hooks else {},
                 "process": cfg.process_doc,
                 "seccomp": cfg.seccomp,
                 "attrs": cfg.attrs_state,
@@ -96,11 +97,10 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
             spawn.kill()
         cgroups.remove(made_cgroups)
         state.remove(c)
-        if any(cfg.hooks.values()) and isinstance(e, _hooks().HookError):
+        if hooks and isinstance(e, hooks.HookError):
             # The spec's rule: the container is stopped and the lifecycle goes on at delete.
-            h = _hooks()
-            h.warn_on_failure("poststop", [h.as_dict(x) for x in cfg.hooks["poststop"]],
-                              state_doc(cfg, container_id, "stopped"))
+            hooks.warn_on_failure("poststop", [hooks.as_dict(h) for h in cfg.hooks["poststop"]],
+                                  state_doc(cfg, container_id, "stopped"))
         raise
     finally:
         for fd in fds:
@@ -194,15 +194,17 @@ def build_plan(cfg, opts, container, cgroup_dirs, found, fds: list[int]) -> Plan
     fifo_fd = posix.open(container.fifo, posix.O_PATH | posix.O_CLOEXEC)
     fds.append(fifo_fd)
     c.exec_fifo_fd = fifo_fd
-    if any(cfg.hooks.values()):
-        hooks = _hooks()
+    hooks = _hooks_module(cfg)
+    if hooks:
         c.hooks_point = int(hooks.has_create_hooks(cfg.hooks))
         hooks.set_start_hooks(p, cfg.hooks.get("startContainer", []), state_doc(cfg, container.id, "created"))
     return p
 
 
-def _hooks():
-    """runtime.hooks, imported only for a config that has hooks."""
+def _hooks_module(cfg):
+    """runtime.hooks for a config that has hooks; None, and not imported, for one without."""
+    if not any(cfg.hooks.values()):
+        return None
     from . import hooks
 
     return hooks

@@ -66,7 +66,7 @@ def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layo
             raise ConfigError(f"{dest} is in /proc: only proc may be mounted there", f"{where}.destination")
         o = mountopts.parse(m.options, where + ".options")
         if m.type == "bind":
-            dev_bound |= normpath(m.destination) == "/dev"
+            dev_bound |= dest == "/dev"
             ops.append(Op(OP_MOUNT, where, m.destination, source=m.source, flags=o.flags | k.MS_BIND,
                           propagation=o.propagation, attr_set=o.attr_set, attr_clr=o.attr_clr,
                           target_is_dir=int(isdir(m.source))))
