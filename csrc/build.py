@@ -7,9 +7,9 @@ here = os.path.dirname(os.path.abspath(__file__))
 
 # attrs: sysctl, personality, scheduler & co. (before trampoline, whose plan points to it);
 # trampoline: the native stage of create/exec; shrink: the created init's unmapping of the
-# runtime's memory (after trampoline, whose struct oci_plan it copies); bpf: the cgroup v2
-# device filter's syscalls.
-PARTS = ("attrs", "trampoline", "shrink", "bpf")
+# runtime's memory (after trampoline, whose struct oci_plan it copies); sealexe: the children's
+# executable swapped for a sealed memfd; bpf: the cgroup v2 device filter's syscalls.
+PARTS = ("attrs", "trampoline", "shrink", "sealexe", "bpf")
 
 ffibuilder = FFI()
 for part in PARTS:

@@ -28,7 +28,10 @@
  *   hand the fd to listenerPath
  *   SYNC_SECCOMP_DONE ────────────────────────────────────────▶
  *                    ◀───────────────────────────────────────────  SYNC_READY
- *   create: write state and pid file, exit                       create: block opening the exec fifo
+ *   create: write state and pid file
+ *   SYNC_COMMIT ──────────────────────────────────────────────▶  (create only; EOF instead: ocirun
+ *   exit                                                          died before recording it: _exit)
+ *                                                                 create: block opening the exec fifo
  *   run/exec: wait for the process                                until `start`, startContainer hooks;
  *                                                                 then execve
  *
@@ -52,6 +55,7 @@ enum oci_sync {
     SYNC_PTY = 9,
     SYNC_SECCOMP_FD = 10,
     SYNC_SECCOMP_DONE = 11,
+    SYNC_COMMIT = 12,
 };
 
 struct oci_msg {

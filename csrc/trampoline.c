@@ -38,6 +38,7 @@
 
 #include "attrs.h"
 #include "trampoline.h"
+#include "sealexe.h"
 #include "shrink.h"
 #include "sync.h"
 
@@ -904,6 +905,13 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     /* Nothing from here on needs the runtime's memory: a created container waits with only a
      * copy of the rest of the plan (csrc/shrink.c). No malloc or stdio after this. */
     p = oci_shrink_init(p, hostproc, &exe);
+    /* Before the credentials change, which takes the capability it needs: from here on the
+     * process's executable is a sealed empty memfd, never the host's interpreter. */
+    int sealed = oci_seal_exe();
+    if (sealed < 0) {
+        errno = -sealed;
+        die("seal the runtime's executable away from the container (/proc/self/exe)");
+    }
 
     /* The filter comes as late as it can, so that a profile need not allow ocirun's own setup
      * calls: without no_new_privs it needs CAP_SYS_ADMIN, so before the user switch; with it,
@@ -921,6 +929,10 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     if (p->seccomp_prog && p->no_new_privs)
         install_seccomp(p);
     send_msg(SYNC_READY, 0, NULL);
+    /* A created init exists once ocirun has recorded it: if ocirun dies before (killed halfway
+     * through create), nobody could find this process again, so it ends here (expect: EOF). */
+    if (p->exec_fifo_fd >= 0)
+        expect(SYNC_COMMIT);
     close(sync_fd);
 
     if (p->exec_fifo_fd >= 0) {

@@ -92,6 +92,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         c.save()
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
+        spawn.commit()
     except BaseException as e:
         if spawn is not None:
             spawn.kill()

@@ -19,22 +19,43 @@ class Spawn:
         self.oom_score_adj, self.on_pty, self.on_hooks = oom_score_adj, on_pty, on_hooks
         self.on_seccomp_fd = on_seccomp_fd
         self.stage1 = self.pid = None
+        self.sock = -1
 
     def run(self) -> int:
-        """Returns the pid of the process, ready (waiting on the exec fifo, or exec'd)."""
+        """Returns the pid of the process, ready (waiting on the exec fifo, or exec'd). A created
+        init then waits for commit(): the socket stays open until then."""
         from ._trampoline import ffi, lib
 
+        r = lib.oci_exe_layout()  # what the children need to seal their executable (sealexe.h)
+        if r < 0:
+            raise OciError(f"read the runtime's memory layout: {posix.strerror(-r)}", "/proc/self/stat")
         sock_out = ffi.new("int *")
         r = lib.oci_spawn(self.plan.c, sock_out)
         if r < 0:
             raise OciError(f"clone: {posix.strerror(-r)}")
         self.stage1 = r
-        sock = sock_out[0]
+        self.sock = sock_out[0]
         try:
-            self._converse(sock)
+            self._converse(self.sock)
         finally:
-            posix.close(sock)
+            if self.plan.c.exec_fifo_fd < 0:
+                self._close()
         return self.pid
+
+    def commit(self) -> None:
+        """The container is recorded: the created init may outlive us now. Until this, our death
+        (the socket's EOF) ends it."""
+        try:
+            sync.send(self.sock, sync.COMMIT)
+        except OSError as e:
+            raise OciError(f"the container init exited during create: {e.strerror}") from None
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self.sock >= 0:
+            posix.close(self.sock)
+            self.sock = -1
 
     def _converse(self, sock: int) -> None:
         with_fds = bool(self.plan.c.terminal or self.plan.c.seccomp_notify)
@@ -80,6 +101,7 @@ class Spawn:
 
     def kill(self) -> None:
         """Undo a half-done run: no process of it may survive."""
+        self._close()
         for pid in (self.pid, self.stage1):
             if pid:
                 try:

@@ -16,6 +16,7 @@ ERROR = 8
 PTY = 9
 SECCOMP_FD = 10
 SECCOMP_DONE = 11
+COMMIT = 12
 EOF = 0  # what recv returns when every child has closed its end: they died
 
 

@@ -96,21 +96,27 @@ def container_dirs(cgroups_path: str, container_id: str, systemd: bool = False,
     return dirs
 
 
+def missing(dirs: list[str]) -> list[str]:
+    """The directories create(dirs) would make now, parents first."""
+    out: list[str] = []
+    for d in dirs:
+        chain = []
+        while not isdir(d) and d not in out:
+            chain.append(d)
+            d = dirname(d)
+        out += reversed(chain)
+    return out
+
+
 def create(dirs: list[str]) -> list[str]:
     """Make the directories; returns those made here (parents first), so only they are removed."""
     made = []
     try:
-        for d in dirs:
-            missing = []
-            p = d
-            while not isdir(p):
-                missing.append(p)
-                p = dirname(p)
-            for m in reversed(missing):
-                posix.mkdir(m)
-                made.append(m)
-                if exists(m + "/cpuset.cpus"):
-                    _inherit_cpuset(m)
+        for m in missing(dirs):
+            posix.mkdir(m)
+            made.append(m)
+            if exists(m + "/cpuset.cpus"):
+                _inherit_cpuset(m)
     except OSError as e:
         remove(made)
         raise OciError(f"create cgroup: {e.strerror}", e.filename) from None
