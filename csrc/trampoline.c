@@ -978,6 +978,8 @@ static void open_host_paths(struct oci_plan *p)
 
 __attribute__((noreturn)) static void stage1(struct oci_plan *p)
 {
+    if (p->lock_fd >= 0)
+        close(p->lock_fd);
     if (p->attrs) {  /* exec's execCPUAffinity.initial, inherited by the process */
         char msg[1024];
         if (oci_apply_initial_affinity(p->attrs, msg, sizeof msg) < 0) {

@@ -132,6 +132,8 @@ struct oci_plan {
     /* protocol */
     int preserve_fds;         /* fds 3 .. 3+n-1 stay open across execve */
     int exec_fifo_fd;         /* O_PATH fd of the exec fifo, or -1 to exec at once */
+    int lock_fd;              /* the container's lock (its state directory, flock'ed), or -1:
+                               * stage 1 closes it, so that no child of ours holds the lock */
     int hooks_point;          /* stop before pivot_root so createRuntime/createContainer hooks run */
 
     /* startContainer hooks: run in the container after `start`, before execve; each gets the

@@ -11,10 +11,13 @@ from . import cgroups, state
 from .errors import ConfigError, OciError
 
 
-def _load(root: str, container_id: str, what: str, ok=("created", "running", "paused")) -> state.Container:
-    c = state.load(root, container_id)
+def _load(root: str, container_id: str, what: str, ok=("created", "running", "paused"),
+          lock: bool = False) -> state.Container:
+    """The container, in one of the `ok` states; with `lock`, locked (the caller unlocks)."""
+    c = state.load(root, container_id, lock=lock)
     status = c.status()
     if status not in ok:
+        c.unlock()
         raise OciError(f"cannot {what} a container that is {status}", container_id)
     return c
 
@@ -25,25 +28,33 @@ def _dirs(c: state.Container) -> list[str]:
 
 def update(root: str, container_id: str, resources: dict) -> None:
     """Change the cgroup resources of a live container (`update --resources` or its flags)."""
-    c = _load(root, container_id, "update")
     if not isinstance(resources, dict):
         raise OciError("the resources must be a JSON object (linux.resources)", container_id)
+    c = _load(root, container_id, "update", lock=True)
     devices = c.private["cgroup_devices"] if "devices" in resources else ()
     try:
         cgroups.apply(_dirs(c), resources, update=True, devices=devices)
     except ConfigError as e:
         # Not config.json's fault here: the same message, without the "config.json:" prefix.
         raise OciError(e.message, e.where) from None
+    finally:
+        c.unlock()
 
 
 def pause(root: str, container_id: str) -> None:
-    c = _load(root, container_id, "pause", ok=("created", "running"))
-    cgroups.freeze(_dirs(c))
+    c = _load(root, container_id, "pause", ok=("created", "running"), lock=True)
+    try:
+        cgroups.freeze(_dirs(c))
+    finally:
+        c.unlock()
 
 
 def resume(root: str, container_id: str) -> None:
-    c = _load(root, container_id, "resume", ok=("paused",))
-    cgroups.thaw(_dirs(c))
+    c = _load(root, container_id, "resume", ok=("paused",), lock=True)
+    try:
+        cgroups.thaw(_dirs(c))
+    finally:
+        c.unlock()
 
 
 def ps(root: str, container_id: str) -> list[int]:

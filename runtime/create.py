@@ -40,13 +40,16 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         check_shared_mount_ns(cfg)
 
     hooks = _hooks_module(cfg)
+    found = cgroups.hierarchies()
+    dirs = cgroups.container_dirs(cfg.cgroups_path, container_id, opts.systemd_cgroup, found)
     c = state.new(root, container_id)
     made_cgroups: list[str] = []
     spawn = None
     fds: list[int] = []
     try:
-        found = cgroups.hierarchies()
-        dirs = cgroups.container_dirs(cfg.cgroups_path, container_id, opts.systemd_cgroup, found)
+        # First, and before the cgroups exist: a create killed from here on leaves what
+        # delete -f needs.
+        c.save_record(cgroup_dirs=dirs, cgroup_made=cgroups.missing(dirs))
         posix.mkfifo(c.fifo, 0o600)
         posix.chmod(c.fifo, 0o622)  # the init may run as any user when it opens it
         plan = build_plan(cfg, opts, c, dirs, found, fds)
@@ -67,6 +70,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
                           state_doc(cfg, c.id, "creating", pid), fd, pid))
         pid = spawn.run()
         start_time = state.proc_stat(pid)[1]
+        c.save_record(pid=pid, start_time=start_time)
         c.data = {
             "ociVersion": cfg.oci_version,
             "id": container_id,
@@ -106,6 +110,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
     finally:
         for fd in fds:
             posix.close(fd)
+        c.unlock()
     return c
 
 
@@ -171,15 +176,12 @@ def build_plan(cfg, opts, container, cgroup_dirs, found, fds: list[int]) -> Plan
         # always recursive: a shared mount left below / would carry the rootfs bind to the host
         c.root_propagation = PROPAGATION.get(prop, kernel.MS_SLAVE) | kernel.MS_REC
     c.no_pivot = int(opts.no_pivot)
-    c.chroot_fd = -1
     mount_ns = cfg.namespace("mount")
     if mount_ns is None:  # the runtime's own mount namespace, which the init goes back to
         c.shared_mntns_fd = posix.open("/proc/self/ns/mnt", posix.O_RDONLY | posix.O_CLOEXEC)
         fds.append(c.shared_mntns_fd)
     elif mount_ns.path:  # the joined one, which stage 1 has entered already
         c.shared_mntns_fd = next(c.joins[i].fd for i in range(c.njoins) if c.joins[i].type == kernel.CLONE_NEWNS)
-    else:
-        c.shared_mntns_fd = -1
     c.readonly_root = int(cfg.readonly_root)
     p.set_ops(rootfs_ops(cfg, in_userns, cgroup_dirs, found, bool(c.new_cgroupns)))
     c.hostname, c.domainname = p.str(cfg.hostname), p.str(cfg.domainname)
@@ -195,6 +197,7 @@ def build_plan(cfg, opts, container, cgroup_dirs, found, fds: list[int]) -> Plan
     fifo_fd = posix.open(container.fifo, posix.O_PATH | posix.O_CLOEXEC)
     fds.append(fifo_fd)
     c.exec_fifo_fd = fifo_fd
+    c.lock_fd = container.lock_fd
     hooks = _hooks_module(cfg)
     if hooks:
         c.hooks_point = int(hooks.has_create_hooks(cfg.hooks))

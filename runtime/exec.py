@@ -91,14 +91,14 @@ def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
     spawn = None
     try:
         p = Plan(ffi)
-        p.set_joins(kernel.namespaces_of(c.pid), fds, container_id)
+        try:
+            p.set_joins(kernel.namespaces_of(c.pid), fds, container_id)
+        except ConfigError as e:  # not the config's fault: the init died meanwhile (a delete)
+            raise OciError(f"the container's init has gone: {e.message}", container_id) from None
         p.set_process(proc)
         p.set_seccomp(c.private.get("seccomp"))
         p.c.attrs = attrs.fill(p, exec_attrs)
         p.c.preserve_fds = int(o.preserve_fds or 0)
-        p.c.exec_fifo_fd = -1
-        p.c.shared_mntns_fd = -1
-        p.c.chroot_fd = -1
         if c.private.get("chroot"):
             # The container shares a mount namespace and lives chrooted in a detached tree (see
             # create.check_shared_mount_ns): joining the namespaces doesn't bring one there.

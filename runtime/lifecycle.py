@@ -3,16 +3,20 @@ import posix
 
 from . import cgroups, kernel, state
 from .errors import OciError
+from .posixio import isdir, join
 
 _POLL = 0.002
 
 
 def start(root: str, container_id: str) -> state.Container:
-    c = state.load(root, container_id)
-    status = c.status()
-    if status != "created":
-        raise OciError(f"cannot start a container that is {status}", container_id)
-    return start_created(c)
+    c = state.load(root, container_id, lock=True)
+    try:
+        status = c.status()
+        if status != "created":
+            raise OciError(f"cannot start a container that is {status}", container_id)
+        return start_created(c)
+    finally:
+        c.unlock()
 
 
 def start_created(c: state.Container) -> state.Container:
@@ -62,6 +66,8 @@ def kill(root: str, container_id: str, sig: int, all_procs: bool = False) -> Non
 
 def signal_pid(c: state.Container, sig: int) -> None:
     """Signal the init through a pidfd, checked against the recorded start time: never a reused pid."""
+    if not c.pid:
+        return
     try:
         pidfd = posix.pidfd_open(c.pid)
     except ProcessLookupError:
@@ -79,32 +85,42 @@ def signal_pid(c: state.Container, sig: int) -> None:
 
 
 def delete(root: str, container_id: str, force: bool = False) -> None:
+    state.check_id(container_id)
     try:
-        c = state.load(root, container_id)
-    except OciError:
-        if force:  # as runc: callers clean up after a failed create with delete --force
-            return
+        c = state.load(root, container_id, lock=True)
+    except state.DamagedState as e:
+        if force:  # what init.json recorded is cleaned up all the same; the error names the file
+            e.container.lock()
+            try:
+                delete_loaded(e.container, force)
+            finally:
+                e.container.unlock()
         raise
-    delete_loaded(c, force)
+    except OciError:
+        if force and not isdir(join(root, container_id)):
+            return  # as runc: callers clean up after a failed create with delete --force
+        raise
+    try:
+        delete_loaded(c, force)
+    finally:
+        c.unlock()
 
 
 def delete_loaded(c: state.Container, force: bool = False) -> None:
     container_id = c.id
-    if c.data is None:
-        if not force:
-            raise OciError("container is being created", container_id)
-        state.remove(c)
-        return
     status = c.status()
-    if status != "stopped":
-        if not force:
+    dirs = c.private.get("cgroup_dirs") or []
+    # Without state.json (a create that died, or damaged state) the init may still be on its
+    # way out: whatever the record names is killed.
+    if status != "stopped" or c.data is None:
+        if not force and c.data is not None:
             raise OciError(f"cannot delete a container that is {status} (use --force)", container_id)
         if status == "paused":
-            cgroups.thaw(c.private["cgroup_dirs"])
+            cgroups.thaw(dirs)
         signal_pid(c, kernel.SIGNALS["KILL"])
-        cgroups.kill_all(c.private["cgroup_dirs"], kernel.SIGNALS["KILL"])
+        cgroups.kill_all(dirs, kernel.SIGNALS["KILL"])
         _wait_gone(c)
-    stuck = cgroups.remove(c.private["cgroup_made"])
+    stuck = cgroups.remove(c.private.get("cgroup_made") or [])
     if stuck:  # state stays, so that delete can be tried again
         raise OciError(f"cgroup {stuck[0]} still has processes that did not die", container_id)
     doc = c.oci_state()

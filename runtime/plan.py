@@ -149,6 +149,10 @@ def timens_offsets(offsets: dict) -> str | None:
     return "".join(lines) or None
 
 
+# The fd fields of struct oci_plan (tests/test_units.py checks this against the header).
+FD_FIELDS = ("shared_mntns_fd", "chroot_fd", "cgroup_v2_fd", "exec_fifo_fd", "lock_fd")
+
+
 class Plan:
     """Builds struct oci_plan with cffi and keeps every buffer it points into alive."""
 
@@ -157,7 +161,10 @@ class Plan:
         self._keep = []
         self.c = ffi.new("struct oci_plan *")
         self._keep.append(self.c)
-        self.c.cgroup_v2_fd = -1
+        # Every fd unset until given: a zeroed struct would hand the children fd 0 as a fifo,
+        # a lock or a cgroup.
+        for name in FD_FIELDS:
+            setattr(self.c, name, -1)
         self.seccomp = None  # the compiled Filter, when there is one
 
     def str(self, s):

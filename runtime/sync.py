@@ -5,6 +5,8 @@ ERROR a one-line text. The numbers mirror enum oci_sync; tests/test_units.py che
 """
 import posix
 
+from .errors import OciError
+
 USERNS_READY = 1
 USERNS_DONE = 2
 INIT_PID = 3
@@ -22,10 +24,13 @@ EOF = 0  # what recv returns when every child has closed its end: they died
 
 def recv(sock: int, with_fds: bool = False) -> tuple[int, int, str]:
     """One message. With with_fds, a passed fd (PTY, SECCOMP_FD) comes back as the value."""
-    if with_fds:
-        data, fd = _recv_fd(sock)
-    else:
-        data, fd = posix.read(sock, 2048), None
+    try:
+        if with_fds:
+            data, fd = _recv_fd(sock)
+        else:
+            data, fd = posix.read(sock, 2048), None
+    except ConnectionResetError:  # the children were killed (a racing delete -f)
+        return EOF, 0, ""
     if len(data) < 8:
         return EOF, 0, ""
     kind = int.from_bytes(data[0:4], "little")
@@ -48,4 +53,7 @@ def _recv_fd(sock: int) -> tuple[bytes, int | None]:
 
 
 def send(sock: int, kind: int, value: int = 0) -> None:
-    posix.write(sock, kind.to_bytes(4, "little") + value.to_bytes(4, "little", signed=True))
+    try:
+        posix.write(sock, kind.to_bytes(4, "little") + value.to_bytes(4, "little", signed=True))
+    except (BrokenPipeError, ConnectionResetError):
+        raise OciError("the container process exited during setup") from None

@@ -107,3 +107,18 @@ def test_posixio_abspath_and_realpath(tmp_path, monkeypatch):
     assert posixio.realpath("link") == os.path.realpath("link") == str(tmp_path / "real")
     with pytest.raises(FileNotFoundError):
         posixio.realpath("missing")
+
+
+def test_every_plan_fd_starts_unset():
+    """A zeroed struct oci_plan would hand the children fd 0 as a fifo, a lock or a cgroup: every
+    fd field of the header is in plan.FD_FIELDS, and a new Plan has each at -1."""
+    from runtime import plan
+    from runtime._trampoline import ffi
+
+    with open(os.path.join(REPO, "csrc", "trampoline.h")) as f:
+        header = f.read()
+    body = header[header.index("struct oci_plan {"):]
+    body = body[:body.index("\n};")]
+    assert set(re.findall(r"\bint (\w+_fd);", body)) == set(plan.FD_FIELDS)
+    p = plan.Plan(ffi)
+    assert {name: getattr(p.c, name) for name in plan.FD_FIELDS} == {name: -1 for name in plan.FD_FIELDS}

@@ -35,17 +35,22 @@ MAX_VICTIMS, MAX_SECONDS = 24, 12
 
 
 def test_mount_destination_exchange_race(rt, bundle, new_id):
-    vol, ro_src = host_dir("vol", 0o777), host_dir("ro-src")
+    vol, ro_src, outside = host_dir("vol", 0o777), host_dir("ro-src"), host_dir("outside")
     try:
         (ro_src / "host-marker").write_text("host only\n")
         for k in range(PAIRS):
             (vol / f"mnt{k}").mkdir(mode=0o777)
             os.symlink("/", vol / f"lnk{k}")
-        host = Snapshot(ro_src)
-        racer = Racer(rt, bundle, new_id(), vol, [(f"mnt{k}", f"lnk{k}") for k in range(PAIRS)])
+        # one more pair whose symlink names a host directory (absolute, absent from the rootfs),
+        # with mounts below it: resolved outside the root, mkpath would create `sub` on the host
+        (vol / "mntx").mkdir(mode=0o777)
+        os.symlink(str(outside), vol / "lnkx")
+        host = Snapshot(ro_src, outside)
+        racer = Racer(rt, bundle, new_id(), vol, [(f"mnt{k}", f"lnk{k}") for k in range(PAIRS)] + [("mntx", "lnkx")])
 
         mounts = default_mounts() + [bind(vol, "/vol", "rw")]
         mounts += [bind(ro_src, f"/vol/mnt{i % PAIRS}", "ro", "nosuid", "nodev") for i in range(MOUNTS)]
+        mounts += [bind(ro_src, "/vol/mntx/sub", "ro", "nosuid", "nodev") for i in range(8)]
         attack = ("for i in 1 2 3; do for d in /vol/* /vol/*/ /; do "
                   "echo pwned 2>/dev/null > $d/pwned-$i && echo \"WROTE $d/pwned-$i\"; done; done; true")
         # stacked: mounts of S stacked on the container's / (mkpath saw the symlink, which
@@ -99,3 +104,4 @@ def test_mount_destination_exchange_race(rt, bundle, new_id):
     finally:
         remove_host_dir(vol)
         remove_host_dir(ro_src)
+        remove_host_dir(outside)
