@@ -27,6 +27,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/vfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -35,6 +36,7 @@
 #include <linux/openat2.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <linux/magic.h>
 
 #include "attrs.h"
 #include "trampoline.h"
@@ -318,6 +320,16 @@ static void do_mount(int root, const struct oci_op *op)
     if (fd < 0)
         die("%s: mount %s: create destination%s", op->where, op->target,
             errno == ELOOP ? " (must not be reached through a symlink)" : "");
+    /* plan.py keeps every mount but proc out of /proc by the destination as written; one that
+     * an image's symlink (/etc/p -> /proc) leads into the procfs is refused here, where it is
+     * resolved (the CVE-2019-16884 class: a fake /proc takes the LSM labels). */
+    struct statfs sf;
+    if (strcmp(op->target, "/proc") && strncmp(op->target, "/proc/", 6) && fstatfs(fd, &sf) == 0 &&
+        sf.f_type == PROC_SUPER_MAGIC) {
+        errno = 0;
+        die("%s: mount %s: the destination leads into /proc through a symlink: only proc may be mounted there",
+            op->where, op->target);
+    }
     fd_path(fd, where, sizeof where);
 
     if (op->flags & MS_BIND) {
@@ -938,14 +950,21 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     if (p->exec_fifo_fd >= 0) {
         char name[64];
         snprintf(name, sizeof name, "self/fd/%d", p->exec_fifo_fd);
-        /* Blocks until `start` opens the fifo for reading. */
-        int fifo = openat(hostproc, name, O_WRONLY | O_CLOEXEC);
-        if (fifo < 0)
-            _exit(127);
-        run_start_hooks(p, host_pid, fifo);
-        if (write(fifo, "0", 1) != 1)
-            _exit(127);
-        close(fifo);
+        /* A `start` killed before it read the "0" leaves the container created, not dead: the
+         * write fails (EPIPE: SIGPIPE is ignored for it) and the init waits for the next one. */
+        for (;;) {
+            /* Blocks until `start` opens the fifo for reading. */
+            int fifo = openat(hostproc, name, O_WRONLY | O_CLOEXEC);
+            if (fifo < 0)
+                _exit(127);
+            run_start_hooks(p, host_pid, fifo);
+            signal(SIGPIPE, SIG_IGN);
+            int sent = write(fifo, "0", 1) == 1;
+            signal(SIGPIPE, SIG_DFL);
+            close(fifo);
+            if (sent)
+                break;
+        }
     }
     if (hostproc >= 0)
         close(hostproc);

@@ -3,6 +3,7 @@
 argparse alone costs more start-up time than a whole `ocirun state`; this parser is a table.
 The CLI only parses and dispatches; each command's module is imported when that command runs.
 """
+import _signal
 import posix
 import sys
 
@@ -90,6 +91,34 @@ class UsageError(OciError):
     pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where ocirun is: what it made is undone as on ^C, and it says why it stopped."""
+
+
+def _terminated(signum, frame):
+    raise Terminated
+
+
+class _Stdout:
+    """Where commands print: a reader that went away (EPIPE) is a failure with a message, not silence."""
+
+    def write(self, text: str) -> None:
+        self._guard(sys.stdout.write, text)
+
+    def flush(self) -> None:
+        self._guard(sys.stdout.flush)
+
+    @staticmethod
+    def _guard(f, *args) -> None:
+        try:
+            f(*args)
+        except OSError as e:
+            raise OciError(f"write to stdout: {e.strerror}") from None
+
+
+OUT = _Stdout()
+
+
 def parse_flags(args: list[str], table: dict, stop_at_positional: bool) -> tuple[dict, list[str]]:
     """Parse --flag VALUE, --flag=VALUE and booleans (--flag, --flag=false) from the front of args."""
     opts: dict = {}
@@ -138,21 +167,47 @@ def _open_stdio() -> None:
             posix.open("/dev/null", posix.O_RDWR)  # takes the lowest free fd: this one
 
 
+def _global_flags(argv: list[str]) -> tuple[dict, list[str]]:
+    try:
+        return parse_flags(argv, GLOBAL_FLAGS, stop_at_positional=True)
+    except UsageError:
+        # The error must reach the log its caller reads all the same: find --log and --log-format.
+        found: dict = {}
+        it = iter(argv)
+        for arg in it:
+            if arg == "--" or not arg.startswith("-"):
+                break
+            name, eq, value = arg.partition("=")
+            if not eq and GLOBAL_FLAGS.get(name, (None, False))[1]:
+                value = next(it, None)
+            found[name] = value
+        log.configure(found.get("--log"), found.get("--log-format", "text"), False)
+        raise
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Every failure ends here as one error line on stderr and in the log, and exit status 1
+    (130 on ^C, 143 on SIGTERM); only `run` and `exec` exit with their process's status."""
     argv = sys.argv[1:] if argv is None else argv
     _open_stdio()
+    _signal.signal(15, _terminated)
     try:
-        g, rest = parse_flags(argv, GLOBAL_FLAGS, stop_at_positional=True)
+        g, rest = _global_flags(argv)
         fmt = g.get("log_format", "text")
+        # first, so that every error below reaches the log (a bad format logs as text)
+        log.configure(g.get("log"), fmt, g.get("debug", False))
         if fmt not in ("text", "json"):
             raise UsageError(f"--log-format must be text or json, not {fmt!r}")
-        log.configure(g.get("log"), fmt, g.get("debug", False))
         if g.get("version"):
-            print(f"ocirun version {__version__}\nspec: 1.3.0")
+            print(f"ocirun version {__version__}\nspec: 1.3.0", file=OUT)
+            OUT.flush()
             return 0
-        if g.get("help") or not rest:
-            sys.stdout.write(USAGE)
-            return 0 if g.get("help") else 2
+        if g.get("help"):
+            OUT.write(USAGE)
+            OUT.flush()
+            return 0
+        if not rest:
+            raise UsageError("no command given (ocirun --help lists them)")
         if "criu" in g or "rootless" in g:
             log.debug("ignoring --criu/--rootless: accepted for runc compatibility")
         command, args = rest[0], rest[1:]
@@ -175,17 +230,24 @@ def main(argv: list[str] | None = None) -> int:
         from .state import default_root
 
         root = g.get("root") or default_root()
-        return dispatch(command, root, opts, g) or 0
+        code = dispatch(command, root, opts, g) or 0
+        OUT.flush()
+        return code
     except OciError as e:
         log.error(str(e))
         return 1
+    except Terminated:
+        log.error("terminated")
+        return 143
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
     except Exception as e:  # a bug: still one clear line for the caller, the traceback with --debug
-        log.error(f"internal error: {type(e).__name__}: {e}")
         if log.debugging():
-            raise
+            import traceback
+
+            traceback.print_exc()
+        log.error(f"internal error: {type(e).__name__}: {e}")
         return 1
 
 
@@ -233,7 +295,7 @@ def dispatch(command: str, root: str, opts: dict, g: dict) -> int:
     elif command == "state":
         from . import jsonio, state
 
-        print(jsonio.dumps(state.load(root, cid).oci_state(), indent=2))
+        print(jsonio.dumps(state.load(root, cid).oci_state(), indent=2), file=OUT)
     elif command == "kill":
         from . import kernel
         from .lifecycle import kill
@@ -255,7 +317,7 @@ def dispatch(command: str, root: str, opts: dict, g: dict) -> int:
         from . import jsonio
         from .features import features
 
-        print(jsonio.dumps(features(), indent=2))
+        print(jsonio.dumps(features(), indent=2), file=OUT)
     elif command == "spec":
         from .default_spec import write
 
@@ -274,16 +336,16 @@ def cgroup_command(command: str, root: str, cid: str, opts: dict) -> None:
     elif command == "ps":
         fmt = opts.get("format", "table")
         if fmt == "json":
-            print(jsonio.dumps(cc.ps(root, cid)))
+            print(jsonio.dumps(cc.ps(root, cid)), file=OUT)
         elif fmt == "table":
-            sys.stdout.write(cc.ps_table(root, cid, opts.get("args") or None))
+            OUT.write(cc.ps_table(root, cid, opts.get("args") or None))
         else:
             raise UsageError(f"--format must be table or json, not {fmt!r}")
     elif command == "events":
         if opts.get("stats"):
-            print(jsonio.dumps(cc.events_stats(root, cid)))
+            print(jsonio.dumps(cc.events_stats(root, cid)), file=OUT)
         else:
-            cc.events_stream(root, cid, cc.parse_interval(opts.get("interval", "5s")))
+            cc.events_stream(root, cid, cc.parse_interval(opts.get("interval", "5s")), out=OUT)
     elif "resources" in opts:
         cc.update(root, cid, cc.read_resources(opts["resources"]))
     else:
@@ -302,19 +364,21 @@ def _list(root: str, fmt: str, quiet: bool) -> None:
     for cid in state.all_ids(root):
         try:
             states.append(state.load(root, cid).oci_state())
+        except state.DamagedState as e:  # the others are still listed; this one is named
+            log.warning(str(e))
         except OciError:
-            continue
+            continue  # gone meanwhile, or not a container's directory
     if quiet:
         for s in states:
-            print(s["id"])
+            print(s["id"], file=OUT)
     elif fmt == "json":
-        print(jsonio.dumps(states))
+        print(jsonio.dumps(states), file=OUT)
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states]
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         for r in rows:
-            print("   ".join(v.ljust(w) for v, w in zip(r, widths)) + "   " + r[5])
+            print("   ".join(v.ljust(w) for v, w in zip(r, widths)) + "   " + r[5], file=OUT)
 
 
 if __name__ == "__main__":

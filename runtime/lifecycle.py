@@ -35,7 +35,11 @@ def _release(c: state.Container) -> None:
     import select
     import time
 
-    fd = posix.open(c.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+    try:
+        fd = posix.open(c.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+    except OSError as e:
+        raise OciError(f"open the exec fifo: {e.strerror} (the container can't be started: delete it)",
+                       c.fifo) from None
     try:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
@@ -50,7 +54,10 @@ def _release(c: state.Container) -> None:
             time.sleep(_POLL)
     finally:
         posix.close(fd)
-    posix.unlink(c.fifo)
+    try:
+        posix.unlink(c.fifo)
+    except OSError:
+        pass  # a leftover fifo misleads nobody: the init's executable says it has started
 
 
 def kill(root: str, container_id: str, sig: int, all_procs: bool = False) -> None:

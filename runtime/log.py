@@ -7,6 +7,8 @@ import posix
 import sys
 import time
 
+from .errors import OciError
+
 _file = None
 _json = False
 _debug = False
@@ -17,7 +19,10 @@ def configure(path: str | None, fmt: str, debug: bool) -> None:
     _json = fmt == "json"
     _debug = debug
     if path:
-        _file = posix.open(path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644)
+        try:
+            _file = posix.open(path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise OciError(f"open the log file: {e.strerror}", path) from None
 
 
 def now_rfc3339() -> str:
@@ -32,20 +37,31 @@ def _write(level: str, msg: str) -> None:
         from .jsonio import dumps
 
         line = dumps({"level": level, "msg": msg, "time": now_rfc3339()})
-    else:
-        line = f'time="{now_rfc3339()}" level={level} msg="{msg}"'
-    posix.write(_file, (line + "\n").encode())
+    else:  # quoted as logrus does, so that the message stays one line
+        quoted = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        line = f'time="{now_rfc3339()}" level={level} msg="{quoted}"'
+    try:  # a full log disk must not cost stderr the message, nor make a traceback of it
+        posix.write(_file, (line + "\n").encode(errors="backslashreplace"))  # names that aren't UTF-8
+    except OSError:
+        pass
+
+
+def _say(text: str) -> None:
+    try:  # stderr closed (None), or its reader gone: the log still has the line, the exit status tells
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def error(msg: str) -> None:
     _write("error", msg)
-    sys.stderr.write(f"ocirun: {msg}\n")
-    sys.stderr.flush()
+    _say(f"ocirun: {msg}\n")
 
 
 def warning(msg: str) -> None:
     _write("warning", msg)
-    sys.stderr.write(f"ocirun: warning: {msg}\n")
+    _say(f"ocirun: warning: {msg}\n")
 
 
 def debugging() -> bool:
@@ -55,4 +71,4 @@ def debugging() -> bool:
 def debug(msg: str) -> None:
     if _debug:
         _write("debug", msg)
-        sys.stderr.write(f"ocirun: debug: {msg}\n")
+        _say(f"ocirun: debug: {msg}\n")

@@ -99,17 +99,16 @@ class Container:
 
         if is_frozen(self.private.get("cgroup_dirs") or []):
             return "paused"
-        if exists(self.fifo) and not self.exec_done():
-            return "created"
-        return "running"
+        return "running" if self.exec_done() else "created"
 
     def exec_done(self) -> bool:
-        """Whether the init has run its execve: a `start` killed after the release leaves the
-        fifo behind. Where the executable can't be read, the fifo alone tells."""
+        """Whether the init has run its execve: its executable is no longer the sealed memfd (a
+        `start` killed after the release leaves the fifo behind, and a fifo may be removed by
+        hand). Where the executable can't be read, the fifo alone tells."""
         try:
             return posix.readlink(f"/proc/{self.pid}/exe") != SEALED_EXE
         except OSError:
-            return False
+            return not exists(self.fifo)
 
     # -- the lock ---------------------------------------------------------------------------
 
@@ -306,19 +305,30 @@ def all_ids(root: str) -> list[str]:
         return sorted(n for n in posix.listdir(root) if isdir(join(root, n)))
     except FileNotFoundError:
         return []
+    except OSError as e:
+        raise OciError(f"read the state root: {e.strerror}", root) from None
 
 
 def remove(c: Container) -> None:
     """state.json last: a removal cut short leaves a container that delete -f still finds, and
     until the end `state` reads it as stopped, not as being created."""
     for name in (FIFO, f".{STATE_FILE}.tmp", RECORD_FILE, f".{RECORD_FILE}.tmp", STATE_FILE):
+        path = join(c.dir, name)
         try:
-            posix.unlink(join(c.dir, name))
+            posix.unlink(path)
         except FileNotFoundError:
             pass
+        except IsADirectoryError:  # damaged: a directory where a file belongs
+            _remove_dir(path)
+        except OSError as e:
+            raise OciError(f"remove: {e.strerror}", path) from None
+    _remove_dir(c.dir)
+
+
+def _remove_dir(path: str) -> None:
     try:
-        posix.rmdir(c.dir)
+        posix.rmdir(path)
     except FileNotFoundError:
         pass
     except OSError as e:
-        raise OciError(f"remove the state directory: {e.strerror}", c.dir) from None
+        raise OciError(f"remove the directory: {e.strerror}", path) from None

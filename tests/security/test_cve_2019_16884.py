@@ -81,16 +81,20 @@ def test_image_proc_symlink_to_a_fake_proc(rt, bundle, unique_id):
     host.assert_unchanged()
 
 
-@pytest.mark.parametrize("dest", ["/proc", "/proc/self/attr"])
-def test_config_mount_of_a_fake_dir_over_proc(rt, bundle, unique_id, dest):
+@pytest.mark.parametrize("dest,link", [("/proc", None), ("/proc/self/attr", None),
+                                       ("/proc", "/etc/pp"), ("/proc/self/attr", "/etc/pa")])
+def test_config_mount_of_a_fake_dir_over_proc(rt, bundle, unique_id, dest, link):
     """The `VOLUME /proc` of the original exploit, as the config mount an engine makes of it:
     refused (runc: "cannot be mounted because it is not of type proc"), or else the container's
-    /proc and its attr directories must still be the real procfs."""
+    /proc and its attr directories must still be the real procfs. With `link`, the mount's
+    destination is a symlink of the image's to `dest`: the check must follow the resolution."""
     fake = host_dir("fakeproc")
     try:
         fake_proc(fake)
         source = fake if dest == "/proc" else fake / "self/attr"
-        b = bundle(["sleep", "1000"], mounts=default_mounts() + [bind(source, dest, "rw")])
+        b = bundle(["sleep", "1000"], mounts=default_mounts() + [bind(source, link or dest, "rw")])
+        if link:
+            os.symlink(dest, b / f"rootfs{link}")
         host = Snapshot(fake, b / "rootfs")
         r, problems = run_and_check(rt, b, unique_id)
         if r.returncode:
