@@ -264,6 +264,7 @@ def _load(c: Container) -> None:
             return  # being created, or a create that died
         raise OciError("container does not exist", c.id) from None
     except OSError as e:
+        c.record = _read_record(c) or {}
         raise DamagedState(f"read: {e.strerror}", path, c) from None
     try:
         data = _parse(text, path)
@@ -281,7 +282,12 @@ def _read_record(c: Container) -> dict | None:
             doc = _parse(f.read(), join(c.dir, RECORD_FILE))
     except (OSError, OciError):
         return None
-    return doc if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        return None
+    # A field of the wrong type is as good as missing: cleanup goes on with the others.
+    kinds = {"pid": int, "start_time": int, "cgroup_dirs": list, "cgroup_made": list}
+    return {k: v for k, v in doc.items() if k in kinds and isinstance(v, kinds[k])
+            and not (isinstance(v, list) and not all(isinstance(d, str) for d in v))}
 
 
 def _parse(data: bytes, path: str):
@@ -319,7 +325,9 @@ def remove(c: Container) -> None:
         except FileNotFoundError:
             pass
         except IsADirectoryError:  # damaged: a directory where a file belongs
-            _remove_dir(path)
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)  # never follows a symlink out of it
         except OSError as e:
             raise OciError(f"remove: {e.strerror}", path) from None
     _remove_dir(c.dir)
