@@ -151,6 +151,12 @@ def find_cgroup_dirs(name: str) -> list[str]:
     return sorted(d for d in _cgroup_dirs() if os.path.basename(d) == name)
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (Z) or dead (X)."""
+    st = _read(f"/proc/{pid}/stat")
+    return bool(st) and st[st.rindex(")") + 2] not in "ZX"
+
+
 def _read(path: str) -> str:
     try:
         with open(path) as f:

@@ -18,19 +18,12 @@ import time
 
 import pytest
 
-from ocitest_conftest import _descendants, _procs
+from ocitest_conftest import _descendants, _procs, pid_alive
 
 SLEEP = ["sleep", "60"]
 STATUSES = {"created", "running", "paused", "stopped"}
 CALL_TIMEOUT = 60
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def _blocked_in_read(pid: int) -> bool:
@@ -165,7 +158,7 @@ def test_same_id_create_race(rt, bundle, new_id):
             rt("delete", "--force", cid, check=False)
             continue
         st = json.loads(r.stdout)
-        if st["status"] != "created" or not _alive(st["pid"]):
+        if st["status"] != "created" or not pid_alive(st["pid"]):
             problems.append(f"{where}: state after the race: {st}")
         if len(winners) == 1:
             w = winners[0]
@@ -249,7 +242,7 @@ def test_racing_commands_on_one_container(rt, bundle, unique_id, rnd):
         problems.append(f"after `delete -f` won, state says: exit {r.returncode} {r.stdout}{r.stderr}")
     rt("delete", "-f", unique_id)
     rt.reap()
-    if _alive(init):
+    if pid_alive(init):
         problems.append(f"the init {init} is alive after delete -f")
     if rt.cgroup_dirs(b.name):
         problems.append(f"cgroup left: {rt.cgroup_dirs(b.name)}")

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from ocitest_conftest import find_cgroup_dirs
+from ocitest_conftest import find_cgroup_dirs, pid_alive
 
 SEED = 19
 ROUNDS = int(os.environ.get("OCIRUN_CRASH_ROUNDS", "1"))
@@ -45,14 +45,6 @@ def _procs_in(name: str) -> list[int]:
             found.append(int(entry))
     return found
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            st = f.read()
-    except OSError:
-        return False
-    return st[st.rindex(")") + 2] not in "ZX"
 
 
 def _settled(check, timeout: float = 3.0):
@@ -111,7 +103,7 @@ def _check_truth(st: dict | None, name: str) -> None:
         left = _settled(lambda: _procs_in(name))
         assert not left, f"processes {left} of a container reported {st and st['status']}"
     elif st["status"] in ("created", "running", "paused"):
-        assert _alive(st["pid"]), f"reported {st['status']} but init {st['pid']} is gone"
+        assert pid_alive(st["pid"]), f"reported {st['status']} but init {st['pid']} is gone"
 
 
 def _delete_cleans(rt, cid: str, name: str) -> None:

@@ -5,18 +5,12 @@ import re
 
 import pytest
 
+from ocitest_conftest import pid_alive
+
 SLEEP = ["sleep", "1000"]
 # A pid 1 that reports the signals it gets (pid 1 ignores signals it has no handler for).
 TRAP = ["sh", "-c", 'for s in TERM USR1 HUP; do trap "echo got $s" $s; done; '
         'echo ready; while :; do sleep 0.05; done']
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def _wait_for_output(rt, cid, text, timeout=10):
@@ -75,7 +69,7 @@ def test_state_sequence_created_running_stopped(rt, bundle, unique_id):
     assert st["ociVersion"]
     assert os.path.realpath(st["bundle"]) == os.path.realpath(b)
     pid = st["pid"]
-    assert isinstance(pid, int) and pid > 0 and _alive(pid)
+    assert isinstance(pid, int) and pid > 0 and pid_alive(pid)
 
     rt("start", unique_id)
     st = rt.state(unique_id)
@@ -84,7 +78,7 @@ def test_state_sequence_created_running_stopped(rt, bundle, unique_id):
 
     rt("kill", unique_id, "KILL")
     st = rt.wait_status(unique_id, "stopped")
-    assert not _alive(pid)
+    assert not pid_alive(pid)
 
     rt("delete", unique_id)
     r = rt("state", unique_id, check=False)
@@ -190,7 +184,7 @@ def test_delete_force(rt, bundle, unique_id, start):
         rt("start", unique_id)
     rt("delete", "--force", unique_id)
     rt.reap()
-    assert not _alive(pid)
+    assert not pid_alive(pid)
     assert not rt.exists(unique_id)
     assert rt.cgroup_dirs(b.name) == []
 

@@ -240,14 +240,20 @@ def test_loader_runs_for_the_containers_own_program(rt, bundle, new_id, loader_k
     assert f"LOADER dev={st.st_dev} ino={st.st_ino}" in r.stdout, r.stdout + r.stderr
 
 
-def test_run_proc_self_exe(rt, bundle, unique_id, loader_kit, runtime_bin):
-    """(a) process.args = ["/proc/self/exe"]: the init's final execve is of the runtime itself."""
+@pytest.mark.parametrize("args,what", [
+    # (a) the init's final execve is of the runtime itself
+    (["/proc/self/exe"], "run /proc/self/exe"),
+    # (c) a script of the image whose first line is `#!/proc/self/exe` (the original exploit's
+    # route): the kernel resolves the shebang in the runtime copy
+    (["/evil.sh"], "run #!/proc/self/exe script"),
+])
+def test_run_proc_self_exe(rt, bundle, unique_id, loader_kit, runtime_bin, args, what):
     hosts = host_binaries(runtime_bin)
-    b = loader_bundle(bundle, loader_kit, ["/proc/self/exe"])
+    b = loader_bundle(bundle, loader_kit, args)
     r = rt("run", "--bundle", b, unique_id, check=False)
     if rt.exists(unique_id):
         rt("delete", "--force", unique_id)
-    check_host_unreachable(r, hosts, "run /proc/self/exe")
+    check_host_unreachable(r, hosts, what)
 
 
 def test_exec_proc_self_exe(rt, bundle, unique_id, loader_kit, runtime_bin):
@@ -261,14 +267,3 @@ def test_exec_proc_self_exe(rt, bundle, unique_id, loader_kit, runtime_bin):
     finally:
         rt("delete", "--force", unique_id)
     check_host_unreachable(r, hosts, "exec /proc/self/exe")
-
-
-def test_run_shebang_proc_self_exe(rt, bundle, unique_id, loader_kit, runtime_bin):
-    """(c) args[0] is /evil.sh, a script of the image whose first line is `#!/proc/self/exe`
-    (the original exploit's route): the kernel resolves the shebang in the runtime copy."""
-    hosts = host_binaries(runtime_bin)
-    b = loader_bundle(bundle, loader_kit, ["/evil.sh"])
-    r = rt("run", "--bundle", b, unique_id, check=False)
-    if rt.exists(unique_id):
-        rt("delete", "--force", unique_id)
-    check_host_unreachable(r, hosts, "run #!/proc/self/exe script")
