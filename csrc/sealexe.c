@@ -43,6 +43,7 @@ static struct {
     struct prctl_mm_map map;
     uintptr_t prog_start, prog_end;  /* the main program's PT_LOAD segments, page-aligned */
     int ready;
+    int sealed;                      /* done, in this process or the one it was cloned from */
 } layout;
 
 static int main_program(struct dl_phdr_info *info, size_t size, void *arg)
@@ -118,6 +119,8 @@ int oci_exe_layout(void)
 
 int oci_seal_exe(void)
 {
+    if (layout.sealed)
+        return 0;
     if (!layout.ready)
         return -EINVAL;
     munmap((void *)layout.prog_start, layout.prog_end - layout.prog_start);
@@ -137,5 +140,8 @@ int oci_seal_exe(void)
     int r = (int)syscall(SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, &m, sizeof m, 0);
     int e = errno;
     close(fd);
-    return r < 0 ? -e : 0;
+    if (r < 0)
+        return -e;
+    layout.sealed = 1;
+    return 0;
 }

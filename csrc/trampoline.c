@@ -514,6 +514,16 @@ static void run_op(int root, const struct oci_op *op)
 
 /* ---- the container init, between the parent's go-ahead and execve -------------------------- */
 
+/* csrc/sealexe.c: from here on /proc/self/exe is a sealed empty memfd, not the host's python. */
+static void seal_exe(void)
+{
+    int r = oci_seal_exe();
+    if (r < 0) {
+        errno = -r;
+        die("seal the runtime's executable away from the container (/proc/self/exe)");
+    }
+}
+
 /* A pty from the container's own devpts instance (its /dev/ptmx, resolved inside root).
  * The slave is opened from the master (TIOCGPTPEER), never by a path the container controls.
  * The master goes to the parent; returns the slave. */
@@ -919,11 +929,7 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     p = oci_shrink_init(p, hostproc, &exe);
     /* Before the credentials change, which takes the capability it needs: from here on the
      * process's executable is a sealed empty memfd, never the host's interpreter. */
-    int sealed = oci_seal_exe();
-    if (sealed < 0) {
-        errno = -sealed;
-        die("seal the runtime's executable away from the container (/proc/self/exe)");
-    }
+    seal_exe();
 
     /* The filter comes as late as it can, so that a profile need not allow ocirun's own setup
      * calls: without no_new_privs it needs CAP_SYS_ADMIN, so before the user switch; with it,
@@ -976,6 +982,7 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
 }
 
 /* ---- stage 1: namespaces ---------------------------------------------------------------- */
+
 
 /* Open, as host root and before any namespace changes, what the init will need from the host. */
 static void open_host_paths(struct oci_plan *p)
@@ -1038,6 +1045,11 @@ __attribute__((noreturn)) static void stage1(struct oci_plan *p)
      * the container's program makes it dumpable again. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         die("make the runtime non-dumpable");
+    /* An exec'd process is born in the container's pid namespace, where others may look at
+     * it: it is sealed from birth. (An init's setup still needs the interpreter's binary:
+     * copy_tree's opendir allocates; it seals later, container_init.) */
+    if (!p->rootfs && p->exec_fifo_fd < 0)
+        seal_exe();
     /* The init is the parent's child, not ours, so the parent can wait for it. */
     pid_t pid;
     if (p->cgroup_v2_fd >= 0) {
