@@ -11,8 +11,9 @@ ocirun mounts the procfs where the config says, resolving the destination inside
 /proc symlink can only lead to a directory of the rootfs; it writes no LSM label (AppArmor and
 SELinux are not supported yet) and refuses a profile or label it can't apply instead of running
 the container without it (runtime/attrs.py: check_lsm). runc's other half of the fix, refusing
-a mount over /proc or inside it that is not procfs, has no counterpart in ocirun yet
-(runtime/plan.py: rootfs_ops): the config-mount cases below fail for that reason.
+a mount over /proc or inside it that is not procfs, is runtime/plan.py's rootfs_ops (by the
+destination as written) and csrc/trampoline.c's do_mount (by where the destination resolves:
+an image's symlink to /proc).
 
 What is tried here: an image whose /proc is a directory of fake files, and one whose /proc is a
 symlink to such a directory (the container's /proc, self/attr included, must be the real

@@ -10,8 +10,9 @@ ocirun opens each destination with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLIN
 (csrc/trampoline.c: open_in_root, mkpath_in_root) and mounts on that fd (/proc/self/fd/N), so a
 swapped symlink can only ever resolve inside the rootfs. Options of a bind mount (ro, nosuid,
 nodev, noexec) take a remount, which must hit the very mount just made, not whatever the path
-names by then. Today do_mount re-resolves the destination path for that remount (and for
-propagation and recursive attributes), and this test fails: see docs/security.md.
+names by then: do_mount applies them through the attached copy's own fd. A third pair points
+to a host directory, so that a destination resolved outside the root (no RESOLVE_IN_ROOT) shows
+as a directory made on the host.
 
 The attack here, tried for real: the attacker container runs `kit swap` over two pairs
 (mntK, a directory / lnkK, a symlink to /) in a volume V while victims are created, each with V
