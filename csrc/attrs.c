@@ -48,7 +48,13 @@ struct oci_sched_attr {
     unsigned int sched_util_max;
 };
 
-/* Put one line in err: the formatted text, then ": strerror(errno)" if errno is set.
+const char *oci_errtext(int e)
+{
+    const char *text = strerrordesc_np(e);
+    return text ? text : "unknown error";
+}
+
+/* Put one line in err: the formatted text, then ": errno's text" if errno is set.
  * Leaves errno 0 so that a caller's own reporting adds nothing. Returns -1. */
 __attribute__((format(printf, 3, 4))) static int fail(char *err, int errlen, const char *fmt, ...)
 {
@@ -62,7 +68,7 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, int errlen, con
     int n = vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
     if (saved && n >= 0 && n < errlen)
-        snprintf(err + n, errlen - n, ": %s", strerror(saved));
+        snprintf(err + n, errlen - n, ": %s", oci_errtext(saved));
     errno = 0;
     return -1;
 }

@@ -69,3 +69,8 @@ int oci_apply_attrs(const struct oci_attrs *a, char *err, int errlen);
  * before the process it clones is moved into the container's cgroup, so that process starts
  * with it. Returns 0, or -1 with a message in err, as oci_apply_attrs. */
 int oci_apply_initial_affinity(const struct oci_attrs *a, char *err, int errlen);
+
+/* errno's text, untranslated (the one strerror gives in the C locale ocirun's messages use).
+ * Not strerror: it goes through gettext, which calls free(), and libc reaches free() through
+ * the python binary's PLT, which a child has unmapped once it is sealed or shrunk. */
+const char *oci_errtext(int e);

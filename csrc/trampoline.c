@@ -108,14 +108,6 @@ static int send_fd(int type, int fd)
     return sendmsg(sync_fd, &mh, MSG_NOSIGNAL) < 0 ? -1 : 0;
 }
 
-/* errno's text. Not strerror: it goes through gettext, which calls free(), and libc reaches
- * free() through the python binary's PLT, which a created init has unmapped (shrink.c). This
- * is the untranslated text, the one strerror gives in the C locale ocirun's messages use. */
-static const char *errtext(int e)
-{
-    const char *text = strerrordesc_np(e);
-    return text ? text : "unknown error";
-}
 
 /* Report a one-line error to the parent and end this child. */
 __attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...)
@@ -127,7 +119,7 @@ __attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt,
     int n = vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     if (saved && n >= 0 && (size_t)n < sizeof text)
-        snprintf(text + n, sizeof text - n, ": %s", errtext(saved));
+        snprintf(text + n, sizeof text - n, ": %s", oci_errtext(saved));
     send_msg(SYNC_ERROR, saved, text);
     _exit(1);
 }
@@ -804,13 +796,13 @@ static void run_start_hooks(const struct oci_plan *p, int host_pid, int fifo)
     for (int i = 0; i < p->nstart_hooks; i++) {
         const struct oci_hook *h = &p->start_hooks[i];
         if (access(h->path, X_OK) < 0)
-            hook_failed(fifo, "hooks.startContainer[%d]: %s: %s", i, h->path, errtext(errno));
+            hook_failed(fifo, "hooks.startContainer[%d]: %s: %s", i, h->path, oci_errtext(errno));
         int in[2];
         if (pipe2(in, O_CLOEXEC) < 0)
-            hook_failed(fifo, "hooks.startContainer[%d]: pipe: %s", i, errtext(errno));
+            hook_failed(fifo, "hooks.startContainer[%d]: pipe: %s", i, oci_errtext(errno));
         pid_t pid = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
         if (pid < 0)
-            hook_failed(fifo, "hooks.startContainer[%d]: clone: %s", i, errtext(errno));
+            hook_failed(fifo, "hooks.startContainer[%d]: clone: %s", i, oci_errtext(errno));
         if (pid == 0) {
             signal(SIGPIPE, SIG_DFL);
             dup2(in[0], 0);
@@ -830,7 +822,7 @@ static void run_start_hooks(const struct oci_plan *p, int host_pid, int fifo)
             if (r == pid)
                 break;
             if (r < 0 && errno != EINTR)
-                hook_failed(fifo, "hooks.startContainer[%d]: wait: %s", i, errtext(errno));
+                hook_failed(fifo, "hooks.startContainer[%d]: wait: %s", i, oci_errtext(errno));
             if (h->timeout > 0 && waited_ms >= h->timeout * 1000L) {
                 kill(pid, SIGKILL);
                 waitpid(pid, &status, 0);
@@ -976,7 +968,7 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
         close(hostproc);
     execve(exe, (char *const *)p->argv, (char *const *)p->envp);
     char msg[PATH_MAX + 128];
-    snprintf(msg, sizeof msg, "ocirun: exec %s: %s\n", exe, errtext(errno));
+    snprintf(msg, sizeof msg, "ocirun: exec %s: %s\n", exe, oci_errtext(errno));
     write_text(2, msg);
     _exit(127);
 }

@@ -85,7 +85,26 @@ class Spawn:
             elif kind == sync.ERROR:
                 raise OciError(text)
             else:
-                raise OciError("the container process exited during setup")
+                raise OciError("the container process exited during setup" + self._how_it_ended())
+
+    def _how_it_ended(self) -> str:
+        """How the child that closed the socket without a word ended (a crash says which signal)."""
+        import time
+
+        for _ in range(50):  # it has closed its end: it is exiting
+            for name in ("pid", "stage1"):
+                pid = getattr(self, name)
+                try:
+                    done, status = posix.waitpid(pid, posix.WNOHANG) if pid else (0, 0)
+                except ChildProcessError:
+                    done = 0
+                if done:
+                    setattr(self, name, None)
+                    if posix.WIFSIGNALED(status):
+                        return f" (killed by signal {posix.WTERMSIG(status)})"
+                    return f" (exit status {posix.WEXITSTATUS(status)})"
+            time.sleep(0.002)
+        return ""
 
     def _reap_stage1(self) -> None:
         if self.stage1:
