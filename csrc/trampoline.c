@@ -730,7 +730,7 @@ static const char *find_executable(const struct oci_plan *p, char *buf, size_t l
     const char *name = p->argv[0];
     if (strchr(name, '/')) {
         if (faccessat(AT_FDCWD, name, X_OK, AT_EACCESS) < 0)
-            die("exec: \"%s\"", name);
+            die("process.args[0]: exec: \"%s\"", name);
         return name;
     }
     const char *path = env_get(p->envp, "PATH");
@@ -746,7 +746,7 @@ static const char *find_executable(const struct oci_plan *p, char *buf, size_t l
         path = *end ? end + 1 : end;
     }
     errno = 0;
-    die("exec: \"%s\": executable file not found in $PATH", name);
+    die("process.args[0]: exec: \"%s\": executable file not found in $PATH", name);
 }
 
 /* Write a file of the host's procfs (path relative to it). */
@@ -968,7 +968,7 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
         close(hostproc);
     execve(exe, (char *const *)p->argv, (char *const *)p->envp);
     char msg[PATH_MAX + 128];
-    snprintf(msg, sizeof msg, "ocirun: exec %s: %s\n", exe, oci_errtext(errno));
+    snprintf(msg, sizeof msg, "ocirun: process.args: exec %s: %s\n", exe, oci_errtext(errno));
     write_text(2, msg);
     _exit(127);
 }

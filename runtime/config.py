@@ -10,6 +10,12 @@ from .jsonio import load_file
 from .posixio import abspath, exists, isdir, join, realpath
 
 
+def shown(text: str) -> str:
+    """A path or name from the config for an error message: as it is when printable, else
+    quoted with its control characters escaped, so that the message stays one plain line."""
+    return text if text.isprintable() else repr(text)
+
+
 class Record:
     """A small immutable record: fields given by __slots__, set once in __init__."""
 
@@ -74,6 +80,9 @@ class Config(Record):
         return None
 
 
+CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+NO_ID = 2**32 - 1  # (uid_t) -1: setresuid and chown leave the id as it is
+MAX_HOOK_TIMEOUT = 2**31 - 1  # seconds; the init waits on a startContainer hook with a C int
 HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
@@ -81,11 +90,11 @@ def load(bundle: str) -> Config:
     """Read, check and convert BUNDLE/config.json."""
     bundle = abspath(bundle)
     if not isdir(bundle):
-        raise OciError("bundle directory does not exist", bundle)
+        raise OciError("bundle directory does not exist", shown(bundle))
     path = join(bundle, "config.json")
     if not exists(path):
-        raise OciError("config.json not found in the bundle", path)
-    doc = load_file(path)
+        raise OciError("config.json not found in the bundle", shown(path))
+    doc = load_file(path, regular_only=True)
     from .schema import check_config
 
     check_config(doc)
@@ -99,7 +108,7 @@ def _convert(doc: dict, bundle: str) -> Config:
         raise ConfigError("is required", "root.path")
     rootfs = join(bundle, root["path"])
     if not isdir(rootfs):
-        raise ConfigError(f"rootfs {rootfs} does not exist or is not a directory", "root.path")
+        raise ConfigError(f"rootfs {shown(rootfs)} does not exist or is not a directory", "root.path")
 
     process = convert_process(doc.get("process"))
     namespaces = _namespaces(linux.get("namespaces") or [])
@@ -130,7 +139,8 @@ def _convert(doc: dict, bundle: str) -> Config:
         hostname=doc.get("hostname"),
         domainname=doc.get("domainname"),
         mounts=[_mount(m, i, bundle) for i, m in enumerate(doc.get("mounts") or [])],
-        hooks={phase: [_hook(h) for h in hooks_doc.get(phase) or []] for phase in HOOK_PHASES},
+        hooks={phase: [_hook(h, f"hooks.{phase}[{i}]") for i, h in enumerate(hooks_doc.get(phase) or [])]
+               for phase in HOOK_PHASES},
         annotations=doc.get("annotations") or {},
         namespaces=namespaces,
         uid_mappings=uid_maps,
@@ -166,10 +176,28 @@ def convert_process(p: dict | None, where: str = "process") -> Process:
         raise ConfigError("is required to create a container", where)
     if not p.get("args"):
         raise ConfigError("must name the program to run", f"{where}.args")
+    if not p["args"][0]:
+        raise ConfigError("must not be empty: it is the program to run", f"{where}.args[0]")
     cwd = p.get("cwd") or "/"
     if not cwd.startswith("/"):
         raise ConfigError(f"{cwd!r} is not an absolute path", f"{where}.cwd")
     u = p.get("user") or {}
+    for field in ("uid", "gid"):
+        if u.get(field) == NO_ID:
+            raise ConfigError(f"{NO_ID} is (uid_t) -1, which the kernel takes as 'leave unchanged'",
+                              f"{where}.user.{field}")
+    for i, g in enumerate(u.get("additionalGids") or []):
+        if g == NO_ID:
+            raise ConfigError(f"{NO_ID} is (gid_t) -1, not a group", f"{where}.user.additionalGids[{i}]")
+    umask = u.get("umask")
+    if umask is not None and umask > 0o7777:
+        raise ConfigError(f"{umask} is not a file mode creation mask (at most 0o7777, 4095)", f"{where}.user.umask")
+    size = p.get("consoleSize")
+    if size:
+        for field in ("height", "width"):
+            if size[field] > 65535:
+                raise ConfigError("must be at most 65535 (a terminal size is 16 bits)",
+                                  f"{where}.consoleSize.{field}")
     rlimits = []
     for i, r in enumerate(p.get("rlimits") or []):
         if r["type"] not in kernel.RLIMITS:
@@ -179,13 +207,12 @@ def convert_process(p: dict | None, where: str = "process") -> Process:
         rlimits.append(Rlimit(name=r["type"], resource=kernel.RLIMITS[r["type"]], soft=r["soft"], hard=r["hard"]))
     caps = p.get("capabilities")
     if caps is not None:
-        for kind, names in caps.items():
-            for j, name in enumerate(names or []):
+        for kind in CAPABILITY_SETS:  # other members are not the spec's: not read, whatever they hold
+            for j, name in enumerate(caps.get(kind) or []):
                 if name not in kernel.CAPABILITIES:  # the spec and runc: a warning, not an error
                     from . import log
 
                     log.warning(f"{where}.capabilities.{kind}[{j}]: unknown capability {name!r} ignored")
-    size = p.get("consoleSize")
     return Process(
         terminal=bool(p.get("terminal")),
         console_size=(size["height"], size["width"]) if size else None,
@@ -213,7 +240,7 @@ def _namespaces(items: list) -> list[Namespace]:
         seen.add(t)
         path = ns.get("path") or None
         if path and not exists(path):
-            raise ConfigError(f"namespace path {path} does not exist", f"linux.namespaces[{i}].path")
+            raise ConfigError(f"namespace path {shown(path)} does not exist", f"linux.namespaces[{i}].path")
         out.append(Namespace(type=t, path=path))
     return out
 
@@ -228,13 +255,15 @@ def _mount(m: dict, i: int, bundle: str) -> Mount:
         raise ConfigError(f"{dest!r} is not an absolute path", f"mounts[{i}].destination")
     options = list(m.get("options") or [])
     mtype = m.get("type") or ""
+    if not mtype.isprintable() or "/" in mtype:
+        raise ConfigError(f"{mtype!r} is not a file system type", f"mounts[{i}].type")
     source = m.get("source")
     if mtype == "bind" or "bind" in options or "rbind" in options:
         if not source:
             raise ConfigError("a bind mount needs a source", f"mounts[{i}].source")
         source = join(bundle, source)
         if not exists(source):
-            raise ConfigError(f"bind source {source} does not exist", f"mounts[{i}].source")
+            raise ConfigError(f"bind source {shown(source)} does not exist", f"mounts[{i}].source")
         mtype = "bind"
     return Mount(destination=dest, type=mtype, source=source, options=options)
 
@@ -244,10 +273,21 @@ def _device(d: dict, i: int) -> Device:
         raise ConfigError(f"{d['path']!r} is not an absolute path", f"linux.devices[{i}].path")
     if d["type"] != "p" and ("major" not in d or "minor" not in d):
         raise ConfigError("a character or block device needs major and minor", f"linux.devices[{i}]")
+    # the kernel's dev_t: 12 bits of major, 20 of minor; a larger number would name another device
+    for field, top in (("major", 4095), ("minor", 1048575)):
+        if not 0 <= d.get(field, 0) <= top:
+            raise ConfigError(f"{d[field]} is not a device number: must be between 0 and {top}",
+                              f"linux.devices[{i}].{field}")
+    for field in ("uid", "gid"):
+        if d.get(field, 0) > 2**31 - 1:
+            raise ConfigError(f"{d[field]} is above 2147483647: not supported for a device's owner",
+                              f"linux.devices[{i}].{field}")
     return Device(type=d["type"], path=d["path"], major=d.get("major", 0), minor=d.get("minor", 0),
                   file_mode=d.get("fileMode", 0o666), uid=d.get("uid", -1), gid=d.get("gid", -1))
 
 
-def _hook(h: dict) -> Hook:
+def _hook(h: dict, where: str) -> Hook:
+    if h.get("timeout") is not None and h["timeout"] > MAX_HOOK_TIMEOUT:
+        raise ConfigError(f"must be at most {MAX_HOOK_TIMEOUT} seconds", f"{where}.timeout")
     return Hook(path=h["path"], args=list(h.get("args") or []), env=list(h.get("env") or []),
                 timeout=h.get("timeout"))

@@ -8,12 +8,19 @@ import _json
 from .errors import OciError
 
 
+def _finite_float(text):
+    value = float(text)
+    if value - value != 0.0:  # inf: 1e999 parses, but no JSON writer (ours included) can write it back
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 class _Context:
     # What _json.make_scanner reads off a JSONDecoder.
     strict = True
     object_hook = None
     object_pairs_hook = None
-    parse_float = float
+    parse_float = staticmethod(_finite_float)
     parse_int = int
     memo = None
 
@@ -31,7 +38,13 @@ def loads(text: str, what: str):
     i = len(text) - len(text.lstrip(_WS))
     try:
         value, end = _scan(text, i)
-    except (StopIteration, ValueError, SystemError):
+    except RecursionError:
+        raise OciError("invalid JSON: nested too deeply", what) from None
+    except (StopIteration, ValueError, SystemError) as e:
+        if "integer string conversion" in str(e):  # int() refuses more than sys.get_int_max_str_digits()
+            raise OciError("invalid JSON: a number has too many digits", what) from None
+        if "out of range" in str(e):
+            raise OciError(f"invalid JSON: {e}", what) from None
         # Only on this error path: json's decoder words the message with line and column
         # (the bare scanner can't raise its own error until json.decoder is imported).
         import json
@@ -40,53 +53,110 @@ def loads(text: str, what: str):
             json.loads(text)
         except json.JSONDecodeError as e:
             raise OciError(f"invalid JSON: {e}", what) from None
-        raise OciError("invalid JSON", what) from None
+        except (ValueError, RecursionError):
+            pass
+        detail = str(e) if isinstance(e, ValueError) and str(e).startswith("invalid constant") else ""
+        raise OciError(f"invalid JSON: {detail}" if detail else "invalid JSON", what) from None
     if text[end:].strip(_WS):
         raise OciError(f"invalid JSON: extra data at offset {end}", what)
     return value
 
 
-def load_file(path: str):
+def load_file(path: str, regular_only: bool = False):
+    """Read and parse a JSON file. With `regular_only` anything but a regular file (a fifo that
+    would block the open, /dev/zero that never ends) is refused before it is read."""
     try:
-        with open(path, "rb") as f:
+        if regular_only:
+            import posix
+
+            fd = posix.open(path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+            if posix.fstat(fd).st_mode & 0o170000 != 0o100000:
+                posix.close(fd)
+                raise OciError("not a regular file", path)
+            f = open(fd, "rb")
+        else:
+            f = open(path, "rb")
+        with f:
             data = f.read()
+    except OciError as e:
+        raise OciError(e.message, _shown(path)) from None
     except OSError as e:
-        raise OciError(e.strerror.lower(), path) from None
+        raise OciError(e.strerror.lower(), _shown(path)) from None
     try:
-        return loads(data.decode(), path)
+        return loads(data.decode(), _shown(path))
     except UnicodeDecodeError:
-        raise OciError("not UTF-8", path) from None
+        raise OciError("not UTF-8", _shown(path)) from None
+
+
+def _shown(path: str) -> str:
+    """A file name for an error message: quoted and escaped if it has control characters."""
+    return path if path.isprintable() else repr(path)
 
 
 _str = _json.encode_basestring_ascii
 
 
-def dumps(value, indent: int | None = None, _level: int = 0) -> str:
-    """Serialise dicts, lists, strings, numbers, booleans and None; `indent` pretty-prints."""
-    if isinstance(value, str):
-        return _str(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if indent is None:
-        sep, nl, pad, inner = ",", "", "", ""
-    else:
-        sep, nl = ",", "\n"
-        pad, inner = " " * (indent * _level), " " * (indent * (_level + 1))
+def dumps(value, indent: int | None = None) -> str:
+    """Serialise dicts, lists, strings, numbers, booleans and None; `indent` pretty-prints.
+
+    Iterative, not recursive: whatever `loads` accepted (up to the C scanner's nesting limit)
+    can be written back, however deep, without a RecursionError."""
+    out: list[str] = []
     colon = ":" if indent is None else ": "
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        items = [f"{inner}{_str(str(k))}{colon}{dumps(v, indent, _level + 1)}" for k, v in value.items()]
-        return "{" + nl + (sep + nl).join(items) + nl + pad + "}"
-    if isinstance(value, (list, tuple)):
-        if not value:
-            return "[]"
-        items = [inner + dumps(v, indent, _level + 1) for v in value]
-        return "[" + nl + (sep + nl).join(items) + nl + pad + "]"
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+    stack: list[list] = []  # [iterator, is a dict, level, first item still to come]
+    level = 0
+    while True:
+        if isinstance(value, str):
+            out.append(_str(value))
+        elif value is None:
+            out.append("null")
+        elif value is True:
+            out.append("true")
+        elif value is False:
+            out.append("false")
+        elif isinstance(value, (int, float)):
+            out.append(repr(value))
+        elif isinstance(value, dict):
+            if value:
+                out.append("{")
+                stack.append([iter(value.items()), True, level, True])
+                level += 1
+            else:
+                out.append("{}")
+        elif isinstance(value, (list, tuple)):
+            if value:
+                out.append("[")
+                stack.append([iter(value), False, level, True])
+                level += 1
+            else:
+                out.append("[]")
+        else:
+            raise TypeError(f"cannot serialise {type(value).__name__}")
+        # on to the next value: the next item of the innermost open container, else close it
+        while stack:
+            frame = stack[-1]
+            item = next(frame[0], _END)
+            if item is _END:
+                stack.pop()
+                level = frame[2]
+                if indent is not None:
+                    out.append("\n" + " " * (indent * level))
+                out.append("}" if frame[1] else "]")
+                continue
+            if frame[3]:
+                frame[3] = False
+            else:
+                out.append(",")
+            if indent is not None:
+                out.append("\n" + " " * (indent * level))
+            if frame[1]:
+                k, value = item
+                out.append(_str(str(k)) + colon)
+            else:
+                value = item
+            break
+        else:
+            return "".join(out)
+
+
+_END = object()

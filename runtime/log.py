@@ -30,6 +30,14 @@ def now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
+def _plain(msg: str) -> str:
+    """The message as one plain line: a control character in it (from an id, a path or a value
+    the caller gave) is escaped, so it can neither split the line nor reach a terminal raw."""
+    if msg.isprintable():
+        return msg
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in msg)
+
+
 def _write(level: str, msg: str) -> None:
     if _file is None:
         return
@@ -55,11 +63,13 @@ def _say(text: str) -> None:
 
 
 def error(msg: str) -> None:
+    msg = _plain(msg)
     _write("error", msg)
     _say(f"ocirun: {msg}\n")
 
 
 def warning(msg: str) -> None:
+    msg = _plain(msg)
     _write("warning", msg)
     _say(f"ocirun: warning: {msg}\n")
 
@@ -70,5 +80,6 @@ def debugging() -> bool:
 
 def debug(msg: str) -> None:
     if _debug:
+        msg = _plain(msg)
         _write("debug", msg)
         _say(f"ocirun: debug: {msg}\n")

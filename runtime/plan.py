@@ -9,7 +9,7 @@ import posix
 from . import kernel as k
 from . import mountopts
 from .cgroups import Hierarchy
-from .config import Config
+from .config import Config, shown
 from .errors import ConfigError
 from .posixio import isdir, normpath
 
@@ -63,7 +63,7 @@ def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layo
         where = f"mounts[{i}]"
         dest = normpath(m.destination)
         if m.type != "proc" and (dest == "/proc" or dest.startswith("/proc/")) and dest not in PROC_BINDS_ALLOWED:
-            raise ConfigError(f"{dest} is in /proc: only proc may be mounted there", f"{where}.destination")
+            raise ConfigError(f"{shown(dest)} is in /proc: only proc may be mounted there", f"{where}.destination")
         o = mountopts.parse(m.options, where + ".options")
         if m.type == "bind":
             dev_bound |= dest == "/dev"
@@ -84,12 +84,13 @@ def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layo
         listed = {d.path for d in cfg.devices}
         for path, major, minor in DEFAULT_DEVICES:
             if path not in listed:
-                ops.append(_device_op("default devices", path, k.S_IFCHR | 0o666, major, minor, 0, 0, in_userns))
+                ops.append(_device_op("linux.devices (a default device)", path, k.S_IFCHR | 0o666, major, minor,
+                                      0, 0, in_userns))
         for i, d in enumerate(cfg.devices):
             ops.append(_device_op(f"linux.devices[{i}]", d.path, DEVICE_TYPES[d.type] | (d.file_mode & 0o7777),
                                   d.major, d.minor, d.uid, d.gid, in_userns))
         for source, target in DEV_SYMLINKS:
-            ops.append(Op(OP_SYMLINK, "/dev symlinks", target, source=source))
+            ops.append(Op(OP_SYMLINK, "linux (the /dev symlinks)", target, source=source))
 
     ops += [Op(OP_MASK, f"linux.maskedPaths[{i}]", p) for i, p in enumerate(cfg.masked_paths)]
     ops += [Op(OP_READONLY, f"linux.readonlyPaths[{i}]", p) for i, p in enumerate(cfg.readonly_paths)]
@@ -138,6 +139,10 @@ def capability_mask(names) -> int:
 
 
 _LAST_CAP = k.last_cap()
+
+
+def _c_id(n: int) -> int:
+    return n - 2**32 if n >= 2**31 else n
 
 
 def timens_offsets(offsets: dict) -> str | None:
@@ -201,7 +206,7 @@ class Plan:
             try:
                 fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
             except OSError as e:
-                raise ConfigError(f"open {path}: {e.strerror}", where) from None
+                raise ConfigError(f"open {shown(path)}: {e.strerror}", where) from None
             fds.append(fd)
             arr[i].fd, arr[i].type = fd, ns_type
         self.c.joins, self.c.njoins = arr, len(joins)
@@ -211,7 +216,9 @@ class Plan:
         c = self.c
         c.argv, c.envp, c.cwd = self.strv(proc.args), self.strv(proc.env), self.str(proc.cwd)
         u = proc.user
-        c.uid, c.gid = u.uid, u.gid
+        # uid_t is unsigned, the plan's fields C ints: ids above 2**31 - 1 travel as their
+        # two's complement, which setresuid/setresgid take back as the same 32 bits
+        c.uid, c.gid = _c_id(u.uid), _c_id(u.gid)
         groups = self.array("unsigned int", len(u.additional_gids))
         for i, g in enumerate(u.additional_gids):
             groups[i] = g

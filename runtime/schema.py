@@ -5,8 +5,10 @@ runtime/_schemas.py so that this module, which `ocirun create` loads, needs neit
 nor re. It implements just the JSON Schema keywords those files use, and stops at the
 first violation with a ConfigError whose `where` is a path like `mounts[2].destination`.
 
-Deliberate difference from JSON Schema: an "integer" must be a JSON integer; 1.0 is
-refused, as Go's encoding/json (and so runc) refuses it for integer fields.
+Deliberate differences from JSON Schema: an "integer" must be a JSON integer; 1.0 is
+refused, as Go's encoding/json (and so runc) refuses it for integer fields. A string (and a
+member name) must not contain a NUL character or a lone surrogate: it would reach a system
+call cut short, or not at all.
 """
 from runtime import _schemas
 from runtime.errors import ConfigError
@@ -66,6 +68,8 @@ def _check(s, x):
             raise _Fail(s["range_msg"])
 
     if cls is str:
+        if "\x00" in x or not x.isascii() and not _unicode(x):
+            raise _Fail(_BAD_STRING if "\x00" not in x else _NUL)
         n = s.get("minLength")
         if n is not None and len(x) < n:
             raise _Fail("must not be empty" if n == 1 else f"must be at least {n} characters")
@@ -128,6 +132,8 @@ def _check(s, x):
 
 def _check_members(props, extra, x):
     for k, v in x.items():
+        if "\x00" in k or not k.isascii() and not _unicode(k):
+            raise _Fail("property name: " + (_BAD_STRING if "\x00" not in k else _NUL), [k])
         sub = props.get(k)
         if sub is None:
             if extra is None:
@@ -155,6 +161,21 @@ def _any_of(s, alts, x):
         raise _Fail(msg)
     # Otherwise the branch that got deepest is most likely the one that was meant.
     raise max(reversed(fails), key=lambda f: len(f.path))
+
+
+# Strings end up as C strings (paths, arguments, names): a NUL would cut one short without a word,
+# and a lone surrogate (JSON allows "\ud800") has no UTF-8 form. Both are refused wherever the
+# schema types a value as a string, and in member names.
+_NUL = "must not contain a NUL character"
+_BAD_STRING = "is not valid Unicode: it has a lone surrogate (\\ud800 to \\udfff)"
+
+
+def _unicode(x):
+    try:
+        x.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _abs_path(x):
@@ -232,12 +253,22 @@ def _match(p, x):
 _ESCAPES = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
 
 
+def _escape(c):
+    n = ord(c)
+    return f"\\u{n:04x}" if n < 0x10000 else f"\\u{0xd800 + ((n - 0x10000) >> 10):04x}\\u{0xdc00 + (n & 0x3ff):04x}"
+
+
 def _show(x):
-    """A value as it would appear in JSON, shortened for an error message."""
+    """A value as it would appear in JSON, shortened for an error message: control and other
+    unprintable characters (a newline, an escape sequence, a lone surrogate) are written as JSON
+    escapes, so that the message stays one plain line."""
     if x.__class__ is str:
         if len(x) > 80:
             x = x[:77] + "..."
-        return '"' + x.translate(_ESCAPES) + '"'
+        x = x.translate(_ESCAPES)
+        if not x.isprintable():
+            x = "".join(c if c.isprintable() else _escape(c) for c in x)
+        return '"' + x + '"'
     if x is True or x is False or x is None:
         return {True: "true", False: "false", None: "null"}[x]
     if x.__class__ is dict:

@@ -20,8 +20,6 @@ from contextlib import contextmanager
 
 import pytest
 
-from ocitest_conftest import MARK  # noqa: F401  (every path here lies under the marked state_root)
-
 SLEEP = ["sleep", "1000"]
 COMMANDS = [("state",), ("start",), ("kill", "KILL"), ("pause",), ("exec", None, "true"), ("delete",)]
 
