@@ -967,8 +967,20 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     if (hostproc >= 0)
         close(hostproc);
     execve(exe, (char *const *)p->argv, (char *const *)p->envp);
-    char msg[PATH_MAX + 128];
-    snprintf(msg, sizeof msg, "ocirun: process.args: exec %s: %s\n", exe, oci_errtext(errno));
+    int e = errno;
+    /* Straight to the container's stderr, not through ocirun's log: its control characters
+     * escaped here, as log.error does, so that the path can't split the line. */
+    char shown[PATH_MAX], msg[PATH_MAX + 128];
+    size_t n = 0;
+    for (const char *c = exe; *c && n + 5 < sizeof shown; c++) {
+        unsigned char b = (unsigned char)*c;
+        if (b < 0x20 || b == 0x7f)
+            n += (size_t)snprintf(shown + n, 5, "\\x%02x", b);
+        else
+            shown[n++] = *c;
+    }
+    shown[n] = 0;
+    snprintf(msg, sizeof msg, "ocirun: process.args: exec %s: %s\n", shown, oci_errtext(e));
     write_text(2, msg);
     _exit(127);
 }

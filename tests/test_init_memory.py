@@ -93,11 +93,14 @@ def test_an_error_after_the_unmapping_is_still_reported(rt, bundle, unique_id):
     assert not rt.exists(unique_id)
 
 
-def test_an_execve_failure_after_start_is_still_reported(rt, bundle, unique_id):
-    b = bundle(["/not-a-program"])
-    prog = b / "rootfs/not-a-program"
+@pytest.mark.parametrize("name,shown", [("/not-a-program", "/not-a-program"),
+                                        ("/not\na-program\x1b[31m", "/not\\x0aa-program\\x1b[31m")])
+def test_an_execve_failure_after_start_is_still_reported(rt, bundle, unique_id, name, shown):
+    """One line naming the field, the program's control characters escaped."""
+    b = bundle([name])
+    prog = b / f"rootfs{name}"
     prog.write_text("neither ELF nor #!\n")
     prog.chmod(prog.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     r = rt("run", "--bundle", b, unique_id, check=False)
     assert r.returncode == 127, r.stderr
-    assert "exec /not-a-program: Exec format error" in r.stderr
+    assert r.stderr == f"ocirun: process.args: exec {shown}: Exec format error\n"
