@@ -151,6 +151,17 @@ def find_cgroup_dirs(name: str) -> list[str]:
     return sorted(d for d in _cgroup_dirs() if os.path.basename(d) == name)
 
 
+def settled(check, timeout: float = 3.0, step: float = 0.05):
+    """check() until it returns something falsy (nothing left), at most `timeout` seconds; its
+    last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = check()
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(step)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether the process exists and is not a zombie (Z) or dead (X)."""
     st = _read(f"/proc/{pid}/stat")
@@ -550,13 +561,7 @@ def leak_guard(request):
         return found
 
     def settled_leaks() -> list[str]:
-        # A killed process or a cgroup being removed may take a moment: allow it.
-        deadline = time.monotonic() + 3
-        while True:
-            found = leaks()
-            if not found or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
+        return settled(leaks)  # a killed process or a cgroup being removed may take a moment
 
     def kill_popens() -> None:
         for p in rt.popens:

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from ocitest_conftest import find_cgroup_dirs, pid_alive
+from ocitest_conftest import find_cgroup_dirs, pid_alive, settled
 
 SEED = 19
 ROUNDS = int(os.environ.get("OCIRUN_CRASH_ROUNDS", "1"))
@@ -45,16 +45,6 @@ def _procs_in(name: str) -> list[int]:
             found.append(int(entry))
     return found
 
-
-
-def _settled(check, timeout: float = 3.0):
-    """check() until it returns something falsy (what is left), at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = check()
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.02)
 
 
 def _left_of(rt, cid: str, name: str) -> list[str]:
@@ -100,7 +90,7 @@ def _answers(rt, cid: str) -> dict | None:
 def _check_truth(st: dict | None, name: str) -> None:
     if st is None or st["status"] == "stopped":
         # Unknown, or a create that died: nothing of it may run on (the orphaned-init leak).
-        left = _settled(lambda: _procs_in(name))
+        left = settled(lambda: _procs_in(name))
         assert not left, f"processes {left} of a container reported {st and st['status']}"
     elif st["status"] in ("created", "running", "paused"):
         assert pid_alive(st["pid"]), f"reported {st['status']} but init {st['pid']} is gone"
@@ -118,7 +108,7 @@ def _delete_cleans(rt, cid: str, name: str) -> None:
     r = subprocess.CompletedProcess(p.args, p.returncode, p.stdout_path.read_text(), p.stderr_path.read_text())
     _clean_answer(r, f"delete -f {cid}")
     assert r.returncode == 0, r.stderr
-    left = _settled(lambda: _left_of(rt, cid, name))
+    left = settled(lambda: _left_of(rt, cid, name))
     assert not left, f"after delete -f {cid}: {left}"
 
 

@@ -935,12 +935,7 @@ class Lane:
             found += [f"state root entry: {self.state_root / n}" for n in left]
             return found
 
-        deadline = time.monotonic() + 3
-        while True:
-            found = found_now()
-            if not found or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
+        return harness.settled(found_now)
 
     def clean_up_after_leak(self, snap) -> None:
         procs = harness._procs()
