@@ -108,7 +108,6 @@ static int send_fd(int type, int fd)
     return sendmsg(sync_fd, &mh, MSG_NOSIGNAL) < 0 ? -1 : 0;
 }
 
-
 /* Report a one-line error to the parent and end this child. */
 __attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...)
 {
@@ -986,7 +985,6 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
 }
 
 /* ---- stage 1: namespaces ---------------------------------------------------------------- */
-
 
 /* Open, as host root and before any namespace changes, what the init will need from the host. */
 static void open_host_paths(struct oci_plan *p)

@@ -5,15 +5,9 @@ out wrong types and shapes, then the checks here rule out what a schema can't ex
 """
 
 from . import kernel
-from .errors import ConfigError, OciError
+from .errors import ConfigError, OciError, shown
 from .jsonio import load_file
 from .posixio import abspath, exists, isdir, join, realpath
-
-
-def shown(text: str) -> str:
-    """A path or name from the config for an error message: as it is when printable, else
-    quoted with its control characters escaped, so that the message stays one plain line."""
-    return text if text.isprintable() else repr(text)
 
 
 class Record:

@@ -29,3 +29,9 @@ class ConfigError(OciError):
 
     def __str__(self) -> str:
         return f"{self.file}: {self.where}: {self.message}" if self.where else f"{self.file}: {self.message}"
+
+
+def shown(text: str) -> str:
+    """A path or name the caller gave, for an error message: as it is when printable, else
+    quoted with its control characters escaped, so that the message stays one plain line."""
+    return text if text.isprintable() else repr(text)

@@ -5,7 +5,7 @@ and string encoder of `_json` that `json` itself uses are all ocirun needs.
 """
 import _json
 
-from .errors import OciError
+from .errors import OciError, shown
 
 
 def _finite_float(text):
@@ -79,18 +79,13 @@ def load_file(path: str, regular_only: bool = False):
         with f:
             data = f.read()
     except OciError as e:
-        raise OciError(e.message, _shown(path)) from None
+        raise OciError(e.message, shown(path)) from None
     except OSError as e:
-        raise OciError(e.strerror.lower(), _shown(path)) from None
+        raise OciError(e.strerror.lower(), shown(path)) from None
     try:
-        return loads(data.decode(), _shown(path))
+        return loads(data.decode(), shown(path))
     except UnicodeDecodeError:
-        raise OciError("not UTF-8", _shown(path)) from None
-
-
-def _shown(path: str) -> str:
-    """A file name for an error message: quoted and escaped if it has control characters."""
-    return path if path.isprintable() else repr(path)
+        raise OciError("not UTF-8", shown(path)) from None
 
 
 _str = _json.encode_basestring_ascii

@@ -93,16 +93,15 @@ def signal_pid(c: state.Container, sig: int) -> None:
 
 def delete(root: str, container_id: str, force: bool = False) -> None:
     state.check_id(container_id)
+    damaged = None
     try:
         c = state.load(root, container_id, lock=True)
     except state.DamagedState as e:
-        if force:  # what init.json recorded is cleaned up all the same; the error names the file
-            e.container.lock()
-            try:
-                delete_loaded(e.container, force)
-            finally:
-                e.container.unlock()
-        raise
+        if not force:
+            raise
+        # what init.json recorded is cleaned up all the same; the error still names the file
+        damaged, c = e, e.container
+        c.lock()
     except OciError:
         if force and not isdir(join(root, container_id)):
             return  # as runc: callers clean up after a failed create with delete --force
@@ -111,6 +110,8 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
         delete_loaded(c, force)
     finally:
         c.unlock()
+    if damaged:
+        raise damaged
 
 
 def delete_loaded(c: state.Container, force: bool = False) -> None:

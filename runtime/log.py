@@ -46,7 +46,7 @@ def _write(level: str, msg: str) -> None:
 
         line = dumps({"level": level, "msg": msg, "time": now_rfc3339()})
     else:  # quoted as logrus does, so that the message stays one line
-        quoted = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        quoted = msg.replace("\\", "\\\\").replace('"', '\\"')  # no newline: _plain escaped them
         line = f'time="{now_rfc3339()}" level={level} msg="{quoted}"'
     try:  # a full log disk must not cost stderr the message, nor make a traceback of it
         posix.write(_file, (line + "\n").encode(errors="backslashreplace"))  # names that aren't UTF-8

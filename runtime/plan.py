@@ -9,8 +9,8 @@ import posix
 from . import kernel as k
 from . import mountopts
 from .cgroups import Hierarchy
-from .config import Config, shown
-from .errors import ConfigError
+from .config import Config
+from .errors import ConfigError, shown
 from .posixio import isdir, normpath
 
 DEFAULT_DEVICES = (  # path, major, minor: created unless config.json lists them itself
