@@ -61,14 +61,14 @@ class Spawn:
             kind, value, text = sync.recv(sock, with_fds)
             if kind == sync.USERNS_READY:
                 self._write_id_maps(self.stage1)
-                sync.send(sock, sync.USERNS_DONE)
+                self._answer(sock, sync.USERNS_DONE)
             elif kind == sync.INIT_PID:
                 self.pid = value
                 self._reap_stage1()
                 if self.oom_score_adj is not None:
                     _write_proc(value, "oom_score_adj", str(self.oom_score_adj), "process.oomScoreAdj")
                 cgroups.join(self.cgroup_dirs, value)
-                sync.send(sock, sync.CGROUP_DONE, value)
+                self._answer(sock, sync.CGROUP_DONE, value)
             elif kind == sync.PTY:
                 self.on_pty(value)
             elif kind == sync.SECCOMP_FD:
@@ -76,16 +76,30 @@ class Spawn:
                     self.on_seccomp_fd(self.pid, value)
                 finally:
                     posix.close(value)
-                sync.send(sock, sync.SECCOMP_DONE)
+                self._answer(sock, sync.SECCOMP_DONE)
             elif kind == sync.HOOKS:
                 self.on_hooks(self.pid)
-                sync.send(sock, sync.HOOKS_DONE)
+                self._answer(sock, sync.HOOKS_DONE)
             elif kind == sync.READY:
                 return
             elif kind == sync.ERROR:
                 raise OciError(text)
             else:
-                raise OciError("the container process exited during setup" + self._how_it_ended())
+                raise self._died()
+
+    def _answer(self, sock: int, kind: int, value: int = 0) -> None:
+        """Send a reply; a child that has died meanwhile may have said why first (an ERROR still
+        queued behind the message just handled): that is the error, not the broken pipe."""
+        try:
+            sync.send(sock, kind, value)
+        except OciError:
+            got, _, text = sync.recv(sock)
+            if got == sync.ERROR:
+                raise OciError(text) from None
+            raise self._died() from None
+
+    def _died(self) -> OciError:
+        return OciError("the container process exited during setup" + self._how_it_ended())
 
     def _how_it_ended(self) -> str:
         """How the child that closed the socket without a word ended (a crash says which signal)."""
