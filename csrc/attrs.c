@@ -81,7 +81,7 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, int errlen, con
  * container's own /proc mount (so none of the mounts on top of it come along), checked to be
  * a procfs root. Nothing of the container has run yet either way. A sysctl write lands in
  * the writer's namespaces whatever the procfs instance, so both are as good. */
-static int private_proc(char *err, int errlen)
+static int private_proc(const char *field, char *err, int errlen)
 {
     const char *step = "fsopen";
     int fs = syscall(SYS_fsopen, "proc", OCI_FSOPEN_CLOEXEC);
@@ -112,48 +112,53 @@ static int private_proc(char *err, int errlen)
     }
     errno = first;
     /* The kernel mounts a procfs in a user namespace only where one is fully visible already. */
-    return fail(err, errlen, "linux.sysctl: no procfs to write through%s: %s",
+    return fail(err, errlen, "%s: no procfs to write through%s: %s", field,
                 first == EPERM ? " (with a user namespace, the container must mount /proc)" : "", step);
 }
 
-static int write_sysctl(int proc, const char *key, const char *path, const char *value, char *err, int errlen)
+/* Write value to rel, a file of the procfs instance proc: no symlinks, no mount crossings,
+ * nothing outside it. Returns 0, or -1 with errno and *step ("open" or "write"). */
+static int write_proc(int proc, const char *rel, const char *value, const char **step)
 {
-    char rel[4096];
-    if (snprintf(rel, sizeof rel, "sys/%s", path) >= (int)sizeof rel) {
-        errno = ENAMETOOLONG;
-        return fail(err, errlen, "linux.sysctl: %s: open", key);
-    }
-    /* No symlinks, no mount crossings, nothing outside this procfs: only the file itself. */
     struct open_how how = {
         .flags = O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
     };
     int fd;
+    *step = "open";
     while ((fd = syscall(SYS_openat2, proc, rel, &how, sizeof how)) < 0 && errno == EAGAIN)
         ;
     if (fd < 0)
-        return fail(err, errlen, "linux.sysctl: %s: open", key);
+        return -1;
+    *step = "write";
     size_t n = strlen(value);
     ssize_t w;
     while ((w = write(fd, value, n)) < 0 && errno == EINTR)
         ;
-    if (w < 0 || (size_t)w != n) {
-        if (w >= 0)
-            errno = EIO; /* a sysctl takes a value whole or not at all */
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return fail(err, errlen, "linux.sysctl: %s: write", key);
-    }
+    int saved = w < 0 ? errno : EIO; /* a proc file takes a value whole or not at all */
     close(fd);
-    return 0;
+    if (w >= 0 && (size_t)w == n)
+        return 0;
+    errno = saved;
+    return -1;
+}
+
+static int write_sysctl(int proc, const char *key, const char *path, const char *value, char *err, int errlen)
+{
+    char rel[4096];
+    const char *step = "open";
+    if (snprintf(rel, sizeof rel, "sys/%s", path) >= (int)sizeof rel)
+        errno = ENAMETOOLONG;
+    else if (write_proc(proc, rel, value, &step) == 0)
+        return 0;
+    return fail(err, errlen, "linux.sysctl: %s: %s", key, step);
 }
 
 static int apply_sysctls(const struct oci_attrs *a, char *err, int errlen)
 {
     if (a->nsysctl <= 0)
         return 0;
-    int proc = private_proc(err, errlen);
+    int proc = private_proc("linux.sysctl", err, errlen);
     if (proc < 0)
         return -1;
     for (int i = 0; i < a->nsysctl; i++) {
@@ -242,6 +247,42 @@ int oci_apply_initial_affinity(const struct oci_attrs *a, char *err, int errlen)
     return set_affinity(a->cpus_initial, a->ncpus_initial, "process.execCPUAffinity.initial", err, errlen);
 }
 
+/* ---- process.apparmorProfile, process.selinuxLabel ------------------------------------- */
+
+/* Both take effect at the next execve, through this process's attr files in a procfs the
+ * container can't redirect (private_proc): AppArmor's own attr/apparmor/exec where the kernel
+ * has it (it stacks with other LSMs), else the shared attr/exec, which SELinux uses too. */
+static int apply_lsm(const struct oci_attrs *a, char *err, int errlen)
+{
+    if (!a->apparmor_profile && !a->selinux_label)
+        return 0;
+    const char *field = a->apparmor_profile ? "process.apparmorProfile" : "process.selinuxLabel";
+    int proc = private_proc(field, err, errlen);
+    if (proc < 0)
+        return -1;
+    char rel[64], value[4096];
+    const char *step = "open";
+    int r = 0, pid = getpid();
+    if (a->apparmor_profile) {
+        snprintf(value, sizeof value, "exec %s", a->apparmor_profile);
+        snprintf(rel, sizeof rel, "%d/attr/apparmor/exec", pid);
+        r = write_proc(proc, rel, value, &step);
+        if (r < 0 && errno == ENOENT && strcmp(step, "open") == 0) {
+            snprintf(rel, sizeof rel, "%d/attr/exec", pid);
+            r = write_proc(proc, rel, value, &step);
+        }
+        if (r < 0)
+            r = fail(err, errlen, "process.apparmorProfile: %s: %s %s", a->apparmor_profile, step, rel);
+    }
+    if (r == 0 && a->selinux_label) {
+        snprintf(rel, sizeof rel, "%d/attr/exec", pid);
+        if (write_proc(proc, rel, a->selinux_label, &step) < 0)
+            r = fail(err, errlen, "process.selinuxLabel: %s: %s %s", a->selinux_label, step, rel);
+    }
+    close(proc);
+    return r;
+}
+
 int oci_apply_attrs(const struct oci_attrs *a, char *err, int errlen)
 {
     if (!a)
@@ -251,6 +292,7 @@ int oci_apply_attrs(const struct oci_attrs *a, char *err, int errlen)
      * effect with as little of our own work as possible left to run under it. */
     if (apply_sysctls(a, err, errlen) < 0 || apply_mempolicy(a, err, errlen) < 0 ||
         apply_personality(a, err, errlen) < 0 || apply_ioprio(a, err, errlen) < 0 ||
+        apply_lsm(a, err, errlen) < 0 ||
         set_affinity(a->cpus_final, a->ncpus_final, "process.execCPUAffinity.final", err, errlen) < 0 ||
         apply_scheduler(a, err, errlen) < 0)
         return -1;

@@ -8,6 +8,8 @@
  *   process.execCPUAffinity sched_setaffinity(2): `initial` in stage 1, before the cgroup move;
  *                           `final` in the process, once it is in the container's cgroup
  *   linux.memoryPolicy      set_mempolicy(2)
+ *   process.apparmorProfile "exec PROFILE" to the process's attr/apparmor/exec, for its execve
+ *   process.selinuxLabel    the label to its attr/exec, for its execve
  *
  * This header is read twice: by the C compiler, and by cffi's cdef (csrc/build.py), so it
  * holds only plain declarations: no #include, no macros, no inline code. Every string is
@@ -55,6 +57,10 @@ struct oci_attrs {
     unsigned int mpol_flags;       /* MPOL_F_STATIC_NODES, MPOL_F_RELATIVE_NODES, MPOL_F_NUMA_BALANCING */
     const unsigned long *mpol_nodes; /* node bitmask, like the CPU masks; NULL: no nodes */
     int nmpol_nodes;               /* words */
+
+    /* process.apparmorProfile and process.selinuxLabel: NULL leaves the process as it is */
+    const char *apparmor_profile;
+    const char *selinux_label;
 };
 
 /* Apply everything but the initial CPU affinity to the calling process. Called by the

@@ -850,10 +850,13 @@ static void join_cgroups_v1(const struct oci_plan *p)
         close(p->cgroup_v2_fd);
 }
 
+static void open_host_paths(const struct oci_plan *p, int late);
+
 __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
 {
     join_cgroups_v1(p);
     int host_pid = expect(SYNC_CGROUP_DONE);
+    open_host_paths(p, 1);
     if (p->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
         die("linux.namespaces: cgroup");
     if (p->new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
@@ -986,21 +989,27 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
 
 /* ---- stage 1: namespaces ---------------------------------------------------------------- */
 
-/* Open, as host root and before any namespace changes, what the init will need from the host. */
-static void open_host_paths(struct oci_plan *p)
+/* Bind sources become detached copies of their trees, taken by host root in the host's mount
+ * namespace (a late one in the init's copy of it, before anything of the container is
+ * mounted there): the init attaches them without resolving a host path when it mounts. */
+static void open_bind_source(struct oci_op *op)
+{
+    int rec = op->flags & MS_REC ? AT_RECURSIVE : 0;
+    op->source_fd = syscall(SYS_open_tree, AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+    if (op->source_fd < 0)
+        die("%s: bind source %s", op->where, op->source);
+}
+
+/* Open, as host root and before any namespace changes, what the init will need from the host;
+ * with late=1, the sources that exist only once the init is in its cgroup. */
+static void open_host_paths(const struct oci_plan *p, int late)
 {
     if (!p->rootfs)
         return;
-    /* Bind sources become detached copies of their trees, taken by host root in the host's
-     * mount namespace: the init attaches them without ever resolving a host path itself. */
     for (int i = 0; i < p->nops; i++) {
         struct oci_op *op = &p->ops[i];
-        if (op->kind == OCI_OP_MOUNT && (op->flags & MS_BIND) && op->source) {
-            int rec = op->flags & MS_REC ? AT_RECURSIVE : 0;
-            op->source_fd = syscall(SYS_open_tree, AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
-            if (op->source_fd < 0)
-                die("%s: bind source %s", op->where, op->source);
-        }
+        if (op->kind == OCI_OP_MOUNT && (op->flags & MS_BIND) && op->source && op->source_late == late)
+            open_bind_source(op);
     }
 }
 
@@ -1015,7 +1024,7 @@ __attribute__((noreturn)) static void stage1(struct oci_plan *p)
             die("%s", msg);
         }
     }
-    open_host_paths(p);
+    open_host_paths(p, 0);
     /* Not for exec, which needs none of it: an exec'd process is visible in the container
      * before its execve, and should hold no fd of the host's that could be reached from there. */
     if (p->rootfs || p->exec_fifo_fd >= 0 || p->timens_offsets) {

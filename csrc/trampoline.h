@@ -31,6 +31,8 @@ struct oci_op {
     unsigned long long resolve_flags; /* extra RESOLVE_* (RESOLVE_NO_SYMLINKS for /proc, /sys) */
     int copy_up;              /* tmpcopyup: the new tmpfs gets what the destination held */
     int source_fd;            /* set by stage 1: a detached copy of the bind source's tree */
+    int source_late;          /* the source exists only once the init is in its cgroup (the
+                               * scope systemd makes around it): the init opens it then */
     unsigned int mode;        /* mknod: S_IFCHR/S_IFBLK/S_IFIFO | permission bits */
     unsigned int major;
     unsigned int minor;

@@ -73,7 +73,8 @@ FIELDS = (
 class Attrs:
     """What struct oci_attrs will hold. Unset fields are None (left as they are)."""
 
-    __slots__ = ("sysctls", "personality", "scheduler", "ioprio", "cpus_initial", "cpus_final", "mempolicy")
+    __slots__ = ("sysctls", "personality", "scheduler", "ioprio", "cpus_initial", "cpus_final", "mempolicy",
+                 "apparmor", "selinux")
 
     def __init__(self):
         self.sysctls = []          # [(key as written, path below /proc/sys, value)]
@@ -83,6 +84,8 @@ class Attrs:
         self.cpus_initial = None   # sorted list of CPU numbers
         self.cpus_final = None
         self.mempolicy = None      # (mode, flags, sorted node numbers)
+        self.apparmor = None       # the profile the execve enters
+        self.selinux = None        # the label the execve takes
 
     def empty(self) -> bool:
         return not self.sysctls and all(getattr(self, n) is None for n in self.__slots__[1:])
@@ -118,6 +121,7 @@ def convert(doc: dict) -> "Attrs | None":
     a.scheduler = _scheduler(process.get("scheduler"), "process.scheduler")
     a.ioprio = _ioprio(process.get("ioPriority"), "process.ioPriority")
     _affinity(process.get("execCPUAffinity"), "process.execCPUAffinity")
+    a.apparmor, a.selinux = _labels(process, "process")
     return None if a.empty() else a
 
 
@@ -133,6 +137,7 @@ def convert_exec(process: dict, saved: "dict | None" = None, where: str = "proce
     a.scheduler = _scheduler(process.get("scheduler"), f"{where}.scheduler")
     a.ioprio = _ioprio(process.get("ioPriority"), f"{where}.ioPriority")
     a.cpus_initial, a.cpus_final = _affinity(process.get("execCPUAffinity"), f"{where}.execCPUAffinity")
+    a.apparmor, a.selinux = _labels(process, where)
     return None if a.empty() else a
 
 
@@ -175,6 +180,10 @@ def fill(plan, attrs: "Attrs | None"):
         c.set_mempolicy, c.mpol_mode, c.mpol_flags = 1, mode, flags
         if nodes:
             c.mpol_nodes, c.nmpol_nodes = _mask(plan, nodes)
+    if attrs.apparmor:
+        c.apparmor_profile = plan.str(attrs.apparmor)
+    if attrs.selinux:
+        c.selinux_label = plan.str(attrs.selinux)
     return arr
 
 
@@ -408,33 +417,41 @@ def _int(obj: dict, key: str, where: str, lo: int = -(1 << 31), hi: int = (1 << 
 
 # ---- what the host must have ------------------------------------------------------------------
 
-def check_lsm(doc: dict, can_apply: bool = False) -> "dict | None":
-    """Refuse an LSM setting this host can't give, naming the field.
-
-    Where the LSM is off: "AppArmor is not enabled on this host" / "SELinux is not enabled on
-    this host". Where it is on, ocirun does not apply profiles or labels yet: unless the caller
-    says it can (`can_apply`), that is refused too rather than silently ignored, since a
-    profile is confinement the user asked for. Returns what to apply, or None:
-    {"apparmorProfile": ..., "selinuxLabel": ..., "mountLabel": ...} (those given)."""
+def check_lsm(doc: dict) -> None:
+    """Refuse an LSM setting this host can't give, naming the field: a profile or label where
+    that LSM is off ("unconfined" and "" ask for nothing, so they pass), an AppArmor profile
+    that isn't loaded."""
     process = doc.get("process") or {}
     linux = doc.get("linux") or {}
-    wants = {}
-    for where, value, name, enabled in (
-        ("process.apparmorProfile", process.get("apparmorProfile"), "AppArmor", _apparmor_enabled),
-        ("process.selinuxLabel", process.get("selinuxLabel"), "SELinux", _selinux_enabled),
-        ("linux.mountLabel", linux.get("mountLabel"), "SELinux", _selinux_enabled),
-    ):
-        if not value:
-            continue
-        if not enabled():
-            raise ConfigError(f"{name} is not enabled on this host", where)
-        if not can_apply:
-            raise ConfigError(f"{name} is enabled on this host, but ocirun can't apply {value!r} yet", where)
-        wants[where.split(".")[1]] = value
-    return wants or None
+    profile = process.get("apparmorProfile")
+    if profile and profile != "unconfined":
+        if not apparmor_enabled():
+            raise ConfigError("AppArmor is not enabled on this host", "process.apparmorProfile")
+        if profile not in apparmor_profiles():
+            raise ConfigError(f"the AppArmor profile {profile!r} is not loaded (apparmor_parser -r FILE loads it)",
+                              "process.apparmorProfile")
+    for where, value in (("process.selinuxLabel", process.get("selinuxLabel")),
+                         ("linux.mountLabel", linux.get("mountLabel"))):
+        if value and not selinux_enabled():
+            raise ConfigError("SELinux is not enabled on this host", where)
 
 
-def _apparmor_enabled() -> bool:
+def _labels(process: dict, where: str) -> tuple:
+    """The AppArmor profile and SELinux label the process's execve takes (check_lsm has
+    checked them). "unconfined" where AppArmor is off asks for nothing."""
+    profile = process.get("apparmorProfile") or None
+    if profile == "unconfined" and not apparmor_enabled():
+        profile = None
+    for key, v in (("apparmorProfile", profile), ("selinuxLabel", process.get("selinuxLabel"))):
+        if v is not None and (not isinstance(v, str) or "\0" in v or "\n" in v):
+            raise ConfigError("must be a one-line string", f"{where}.{key}")
+    return profile, process.get("selinuxLabel") or None
+
+
+APPARMOR_PROFILES = "/sys/kernel/security/apparmor/profiles"
+
+
+def apparmor_enabled() -> bool:
     try:
         with open("/sys/module/apparmor/parameters/enabled") as f:
             return f.read().strip() == "Y"
@@ -442,10 +459,19 @@ def _apparmor_enabled() -> bool:
         return False
 
 
-def _selinux_enabled() -> bool:
+def selinux_enabled() -> bool:
     import os
 
     return os.path.exists("/sys/fs/selinux/enforce")
+
+
+def apparmor_profiles() -> set[str]:
+    """The names of the loaded AppArmor profiles ("name (mode)" a line)."""
+    try:
+        with open(APPARMOR_PROFILES) as f:
+            return {line.rsplit(" (", 1)[0] for line in f.read().splitlines()}
+    except OSError:
+        return set()
 
 
 def check_intel_rdt(doc: dict) -> None:

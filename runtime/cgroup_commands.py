@@ -33,7 +33,7 @@ def update(root: str, container_id: str, resources: dict) -> None:
     c = _load(root, container_id, "update", lock=True)
     devices = c.private["cgroup_devices"] if "devices" in resources else ()
     try:
-        cgroups.apply(_dirs(c), resources, update=True, devices=devices)
+        cgroups.manager_of(c.private).update(resources, devices)
     except ConfigError as e:
         # Not config.json's fault here: the same message, without the "config.json:" prefix.
         raise OciError(e.message, e.where) from None

@@ -276,8 +276,6 @@ def dispatch(command: str, root: str, opts: dict, g: dict) -> int:
     elif command == "exec":
         from .exec import ExecOptions, exec_process
 
-        if opts.get("apparmor") or opts.get("process_label"):
-            raise UsageError("--apparmor and --process-label are not supported yet")
         preserve = opts.get("preserve_fds", "0")
         if not str(preserve).isdigit():
             raise UsageError(f"--preserve-fds must be a number, not {preserve!r}")
@@ -286,7 +284,8 @@ def dispatch(command: str, root: str, opts: dict, g: dict) -> int:
                         user=opts.get("user"), additional_gids=opts.get("additional_gids"),
                         caps=opts.get("caps"), no_new_privs=opts.get("no_new_privs", False),
                         preserve_fds=int(preserve), detach=opts.get("detach", False),
-                        pid_file=opts.get("pid_file"), console_socket=opts.get("console_socket"))
+                        pid_file=opts.get("pid_file"), console_socket=opts.get("console_socket"),
+                        apparmor=opts.get("apparmor"), process_label=opts.get("process_label"))
         return exec_process(root, cid, o)
     elif command == "start":
         from .lifecycle import start

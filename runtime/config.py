@@ -65,7 +65,7 @@ class Config(Record):
                  "domainname", "mounts", "hooks", "annotations", "namespaces", "uid_mappings",
                  "gid_mappings", "devices", "cgroups_path", "resources", "rootfs_propagation",
                  "masked_paths", "readonly_paths", "time_offsets", "sysctl", "seccomp", "process_doc",
-                 "attrs", "attrs_state")
+                 "attrs", "attrs_state", "mount_label")
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -148,6 +148,7 @@ def _convert(doc: dict, bundle: str) -> Config:
         time_offsets=linux.get("timeOffsets") or {},
         sysctl=linux.get("sysctl") or {},
         seccomp=linux.get("seccomp"),
+        mount_label=linux.get("mountLabel") or "",
         process_doc=doc["process"],
         **_attrs(doc),
     )

@@ -8,7 +8,6 @@ file. Any failure undoes every step, so nothing is left behind.
 import posix
 
 from . import cgroups, config, kernel, log, state
-from .cgroups import resources as cgroup_resources
 from .errors import ConfigError, OciError
 from .mountopts import PROPAGATION
 from .plan import Plan, rootfs_ops, timens_offsets
@@ -41,28 +40,29 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
 
     hooks = _hooks_module(cfg)
     found = cgroups.hierarchies()
-    dirs = cgroups.container_dirs(cfg.cgroups_path, container_id, opts.systemd_cgroup, found)
+    cg = cgroups.manager(cfg.cgroups_path, container_id, opts.systemd_cgroup, found, cfg.annotations)
+    dirs = cg.dirs
     c = state.new(root, container_id)
-    made_cgroups: list[str] = []
+    prepared = False
     spawn = None
     fds: list[int] = []
     try:
         # First, and before the cgroups exist: a create killed from here on leaves what
         # delete -f needs.
-        c.save_record(cgroup_dirs=dirs, cgroup_made=cgroups.missing(dirs))
+        c.save_record(**cg.record())
         posix.mkfifo(c.fifo, 0o600)
         posix.chmod(c.fifo, 0o622)  # the init may run as any user when it opens it
-        plan = build_plan(cfg, opts, c, dirs, found, fds)
+        plan = build_plan(cfg, opts, c, cg, found, fds)
         # Without a user namespace the init places itself in its cgroups, which costs no kernel
         # wait (csrc/trampoline.h, cgroup_tasks_fds); with one, the parent joins it through
         # cgroup.procs and waits for an RCU grace period, as runc does.
-        self_join = cfg.namespace("user") is None
+        self_join = cfg.namespace("user") is None and cg.self_join
         device_rules = cgroups.device_allows(cfg.devices)
-        made_cgroups = cgroups.create(dirs)
-        cgroup_resources.apply(dirs, cfg.resources, devices=device_rules)
+        prepared = True
+        cg.prepare(cfg.resources, device_rules)
         if self_join:
             plan.set_cgroup_self_join(*cgroups.open_for_self_join(dirs, found, fds))
-        spawn = Spawn(plan, [] if self_join else dirs, (cfg.uid_mappings, cfg.gid_mappings),
+        spawn = Spawn(plan, None if self_join else cg.place, (cfg.uid_mappings, cfg.gid_mappings),
                       cfg.process.oom_score_adj,
                       on_pty=lambda fd: _hand_over_pty(fd, opts),
                       on_hooks=lambda pid: hooks.run_create_hooks(cfg, state_doc(cfg, c.id, "creating", pid)),
@@ -82,8 +82,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
             "annotations": cfg.annotations,
             "ocirun": {
                 "start_time": start_time,
-                "cgroup_dirs": dirs,
-                "cgroup_made": made_cgroups,
+                **cg.state(),
                 "cgroup_devices": device_rules,
                 "hooks": hooks.to_state(cfg.hooks) if hooks else {},
                 "process": cfg.process_doc,
@@ -100,7 +99,8 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
     except BaseException as e:
         if spawn is not None:
             spawn.kill()
-        cgroups.remove(made_cgroups)
+        if prepared:
+            cg.destroy()
         state.remove(c)
         if hooks and isinstance(e, hooks.HookError):
             # The spec's rule: the container is stopped and the lifecycle goes on at delete.
@@ -149,7 +149,7 @@ def write_pid_file(path: str, pid: int) -> None:
         raise OciError(f"write pid file: {e.strerror}", path) from None
 
 
-def build_plan(cfg, opts, container, cgroup_dirs, found, fds: list[int]) -> Plan:
+def build_plan(cfg, opts, container, cg, found, fds: list[int]) -> Plan:
     """The plan of a container init: namespaces to make or join, the rootfs, the process."""
     from ._trampoline import ffi
 
@@ -183,7 +183,13 @@ def build_plan(cfg, opts, container, cgroup_dirs, found, fds: list[int]) -> Plan
     elif mount_ns.path:  # the joined one, which stage 1 has entered already
         c.shared_mntns_fd = next(c.joins[i].fd for i in range(c.njoins) if c.joins[i].type == kernel.CLONE_NEWNS)
     c.readonly_root = int(cfg.readonly_root)
-    p.set_ops(rootfs_ops(cfg, in_userns, cgroup_dirs, found, bool(c.new_cgroupns)))
+    # A scope systemd makes around the init exists only once the init does: a bind of it is
+    # opened by the init, in its copy of the host's mount namespace (never a joined one).
+    late = not cg.self_join and not c.new_cgroupns
+    if late and mount_ns is not None and mount_ns.path and any(m.type == "cgroup" for m in cfg.mounts):
+        raise ConfigError("a cgroup mount with --systemd-cgroup in a joined mount namespace needs a cgroup "
+                          "namespace of the container's own", "linux.namespaces")
+    p.set_ops(rootfs_ops(cfg, in_userns, cg.dirs, found, bool(c.new_cgroupns), late))
     c.hostname, c.domainname = p.str(cfg.hostname), p.str(cfg.domainname)
     c.loopback_up = int(any(ns.type == "network" for ns in new))
     c.new_keyring = int(not opts.no_new_keyring)

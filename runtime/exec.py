@@ -7,7 +7,7 @@ same sync exchange as `create`, with no rootfs to set up and no fifo to wait on.
 """
 import os
 
-from . import config, console, jsonio, kernel, state
+from . import cgroups, config, console, jsonio, kernel, state
 from .errors import ConfigError, OciError
 from .forward import exit_code, wait_forwarding
 from .plan import Plan
@@ -16,7 +16,8 @@ from .spawn import Spawn
 
 class ExecOptions:
     __slots__ = ("process_file", "args", "tty", "cwd", "env", "user", "additional_gids", "caps",
-                 "no_new_privs", "preserve_fds", "detach", "pid_file", "console_socket")
+                 "no_new_privs", "preserve_fds", "detach", "pid_file", "console_socket", "apparmor",
+                 "process_label")
 
     def __init__(self, **values):
         for name in self.__slots__:
@@ -24,7 +25,19 @@ class ExecOptions:
 
 
 def process_doc(c: state.Container, o: ExecOptions) -> tuple[dict, str]:
-    """The process to run, and the name of the document it came from (for errors)."""
+    """The process to run, and the name of the document it came from (for errors).
+    --apparmor and --process-label override the profile and label of either."""
+    doc, source = _process_doc(c, o)
+    if not isinstance(doc, dict):
+        return doc, source  # the schema check names it
+    if o.apparmor is not None:
+        doc["apparmorProfile"] = o.apparmor
+    if o.process_label is not None:
+        doc["selinuxLabel"] = o.process_label
+    return doc, source
+
+
+def _process_doc(c: state.Container, o: ExecOptions) -> tuple[dict, str]:
     if o.process_file:
         return jsonio.load_file(o.process_file), o.process_file
     if not o.args:
@@ -107,7 +120,7 @@ def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
             except OSError as e:
                 raise OciError(f"open the container's root: {e.strerror}", container_id) from None
             fds.append(p.c.chroot_fd)
-        spawn = Spawn(p, c.private["cgroup_dirs"],
+        spawn = Spawn(p, cgroups.manager_of(c.private).enter,
                       on_pty=lambda fd: console.hand_over(fd, o.console_socket, masters.append),
                       on_seccomp_fd=lambda pid, fd: p.send_seccomp_listener(c.oci_state(), fd, pid))
         pid = spawn.run()

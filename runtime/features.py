@@ -1,7 +1,7 @@
 """`ocirun features`: what this build supports on this host (features.md), found out, not assumed."""
 import os
 
-from . import __version__, cgroups, kernel, mountopts
+from . import __version__, attrs, cgroups, kernel, mountopts
 from .config import HOOK_PHASES
 
 
@@ -20,13 +20,13 @@ def features() -> dict:
             "cgroup": {
                 "v1": 1 in versions,
                 "v2": 2 in versions,
-                "systemd": False,
+                "systemd": True,
                 "systemdUser": False,
                 "rdma": "rdma" in v1_controllers or _v2_has("rdma", found),
             },
             "seccomp": _seccomp(),
-            "apparmor": {"enabled": _apparmor_enabled()},
-            "selinux": {"enabled": os.path.exists("/sys/fs/selinux/enforce")},
+            "apparmor": {"enabled": attrs.apparmor_enabled()},
+            "selinux": {"enabled": attrs.selinux_enabled()},
             "intelRdt": {"enabled": _resctrl_mounted()},
             "mountExtensions": {"idmap": {"enabled": False}},
         },
@@ -51,14 +51,6 @@ def _seccomp() -> dict:
     except ImportError:  # built without libseccomp
         return {"enabled": False}
     return seccomp_features()
-
-
-def _apparmor_enabled() -> bool:
-    try:
-        with open("/sys/module/apparmor/parameters/enabled") as f:
-            return f.read().strip() == "Y"
-    except OSError:
-        return False
 
 
 def _resctrl_mounted() -> bool:

@@ -128,7 +128,7 @@ def delete_loaded(c: state.Container, force: bool = False) -> None:
         signal_pid(c, kernel.SIGNALS["KILL"])
         cgroups.kill_all(dirs, kernel.SIGNALS["KILL"])
         _wait_gone(c)
-    stuck = cgroups.remove(c.private.get("cgroup_made") or [])
+    stuck = cgroups.manager_of(c.private).destroy()
     if stuck:  # state stays, so that delete can be tried again
         raise OciError(f"cgroup {stuck[0]} still has processes that did not die", container_id)
     doc = c.oci_state()

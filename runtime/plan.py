@@ -41,22 +41,24 @@ class Op:
 
     __slots__ = ("kind", "where", "source", "target", "fstype", "data", "flags", "propagation",
                  "attr_set", "attr_clr", "target_is_dir", "mode", "major", "minor", "uid", "gid", "copy_up",
-                 "resolve_flags")
+                 "resolve_flags", "source_late")
 
     def __init__(self, kind, where, target, source=None, fstype=None, data=None, flags=0, propagation=0,
                  attr_set=0, attr_clr=0, target_is_dir=1, mode=0, major=0, minor=0, uid=-1, gid=-1,
-                 copy_up=False):
+                 copy_up=False, source_late=False):
         self.kind, self.where, self.target, self.source = kind, where, target, source
         self.fstype, self.data = fstype, data
         self.flags, self.propagation, self.attr_set, self.attr_clr = flags, propagation, attr_set, attr_clr
         self.target_is_dir, self.mode, self.major, self.minor = target_is_dir, mode, major, minor
-        self.uid, self.gid, self.copy_up = uid, gid, copy_up
+        self.uid, self.gid, self.copy_up, self.source_late = uid, gid, copy_up, source_late
         self.resolve_flags = k.RESOLVE_NO_SYMLINKS if _kernel_fs_path(target) or fstype in ("proc", "sysfs") else 0
 
 
 def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layout: list[Hierarchy],
-               cgroupns: bool) -> list[Op]:
-    """The rootfs operations in the order runc does them: mounts, cwd, devices, symlinks, masks."""
+               cgroupns: bool, cgroup_late: bool = False) -> list[Op]:
+    """The rootfs operations in the order runc does them: mounts, cwd, devices, symlinks, masks.
+    cgroup_late: the cgroup directories are made around the init (systemd), so a bind of them
+    is opened by the init, not before the clone."""
     ops = []
     dev_bound = False
     for i, m in enumerate(cfg.mounts):
@@ -71,12 +73,13 @@ def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layo
                           propagation=o.propagation, attr_set=o.attr_set, attr_clr=o.attr_clr,
                           target_is_dir=int(isdir(m.source))))
         elif m.type == "cgroup":
-            ops += _cgroup_mount(where, m.destination, o, cgroup_dirs, cgroup_layout, cgroupns)
+            ops += _cgroup_mount(where, m.destination, o, cgroup_dirs, cgroup_layout, cgroupns, cgroup_late)
         else:
             if not m.type:
                 raise ConfigError("a mount that is not a bind mount needs a type", f"mounts[{i}].type")
             ops.append(Op(OP_MOUNT, where, m.destination, source=m.source or m.type, fstype=m.type,
-                          data=o.data, flags=o.flags, propagation=o.propagation,
+                          data=with_mount_label(o.data, m.type, cfg.mount_label), flags=o.flags,
+                          propagation=o.propagation,
                           attr_set=o.attr_set, attr_clr=o.attr_clr, copy_up=o.copy_up))
     ops.append(Op(OP_MKDIR, "process.cwd", cfg.process.cwd))
 
@@ -97,6 +100,18 @@ def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layo
     return ops
 
 
+# File systems whose files take no SELinux mount context, as runc leaves them.
+NO_MOUNT_LABEL = frozenset(("proc", "sysfs", "mqueue", "cgroup", "cgroup2"))
+
+
+def with_mount_label(data: str, fstype: str, label: str) -> str:
+    """linux.mountLabel as the context= option of a mount that takes one."""
+    if not label or fstype in NO_MOUNT_LABEL:
+        return data
+    option = f'context="{label}"'
+    return f"{data},{option}" if data else option
+
+
 def _device_op(where, path, mode, major, minor, uid, gid, in_userns) -> Op:
     # A user namespace may not mknod: bind the host's node instead, as runc does.
     if in_userns and (mode & k.S_IFIFO) != k.S_IFIFO:
@@ -104,7 +119,7 @@ def _device_op(where, path, mode, major, minor, uid, gid, in_userns) -> Op:
     return Op(OP_MKNOD, where, path, mode=mode, major=major, minor=minor, uid=uid, gid=gid)
 
 
-def _cgroup_mount(where, dest, o, dirs, found, cgroupns) -> list[Op]:
+def _cgroup_mount(where, dest, o, dirs, found, cgroupns, late) -> list[Op]:
     """A `cgroup` mount shows the container's own cgroup in every hierarchy.
 
     In a cgroup namespace the hierarchies are mounted afresh (the namespace roots them at the
@@ -114,7 +129,7 @@ def _cgroup_mount(where, dest, o, dirs, found, cgroupns) -> list[Op]:
     if len(found) == 1 and found[0].version == 2:
         if cgroupns:
             return [Op(OP_MOUNT, where, dest, source="cgroup2", fstype="cgroup2", flags=o.flags)]
-        return [Op(OP_MOUNT, where, dest, source=dirs[0], flags=k.MS_BIND | k.MS_REC | o.flags)]
+        return [Op(OP_MOUNT, where, dest, source=dirs[0], flags=k.MS_BIND | k.MS_REC | o.flags, source_late=late)]
     ops = [Op(OP_MOUNT, where, dest, source="tmpfs", fstype="tmpfs", data="mode=755", flags=flags)]
     for h, d in zip(found, dirs):
         target = f"{dest.rstrip('/')}/{h.name}"
@@ -122,7 +137,7 @@ def _cgroup_mount(where, dest, o, dirs, found, cgroupns) -> list[Op]:
             fstype, data = ("cgroup2", None) if h.version == 2 else ("cgroup", h.mount_data)
             ops.append(Op(OP_MOUNT, where, target, source="cgroup", fstype=fstype, data=data, flags=o.flags))
         else:
-            ops.append(Op(OP_MOUNT, where, target, source=d, flags=k.MS_BIND | k.MS_REC | o.flags))
+            ops.append(Op(OP_MOUNT, where, target, source=d, flags=k.MS_BIND | k.MS_REC | o.flags, source_late=late))
     if o.flags & k.MS_RDONLY:
         ops.append(Op(OP_MOUNT, where, dest, fstype="tmpfs", flags=k.MS_REMOUNT | o.flags))
     return ops
@@ -270,5 +285,5 @@ class Plan:
             c.flags, c.propagation = op.flags, op.propagation
             c.attr_set, c.attr_clr, c.target_is_dir = op.attr_set, op.attr_clr, op.target_is_dir
             c.mode, c.major, c.minor, c.uid, c.gid = op.mode, op.major, op.minor, op.uid, op.gid
-            c.copy_up, c.resolve_flags = int(op.copy_up), op.resolve_flags
+            c.copy_up, c.resolve_flags, c.source_late = int(op.copy_up), op.resolve_flags, int(op.source_late)
         self.c.ops, self.c.nops = arr, len(ops)

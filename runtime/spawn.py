@@ -8,14 +8,14 @@ fails, `kill()` leaves no process of the run behind.
 """
 import posix
 
-from . import cgroups, sync
+from . import sync
 from .errors import OciError
 
 
 class Spawn:
-    def __init__(self, plan, cgroup_dirs, id_maps=None, oom_score_adj=None, on_pty=None, on_hooks=None,
+    def __init__(self, plan, place_in_cgroup, id_maps=None, oom_score_adj=None, on_pty=None, on_hooks=None,
                  on_seccomp_fd=None):
-        self.plan, self.cgroup_dirs, self.id_maps = plan, cgroup_dirs, id_maps
+        self.plan, self.place_in_cgroup, self.id_maps = plan, place_in_cgroup, id_maps
         self.oom_score_adj, self.on_pty, self.on_hooks = oom_score_adj, on_pty, on_hooks
         self.on_seccomp_fd = on_seccomp_fd
         self.stage1 = self.pid = None
@@ -67,7 +67,8 @@ class Spawn:
                 self._reap_stage1()
                 if self.oom_score_adj is not None:
                     _write_proc(value, "oom_score_adj", str(self.oom_score_adj), "process.oomScoreAdj")
-                cgroups.join(self.cgroup_dirs, value)
+                if self.place_in_cgroup:
+                    self.place_in_cgroup(value)
                 self._answer(sock, sync.CGROUP_DONE, value)
             elif kind == sync.PTY:
                 self.on_pty(value)

@@ -285,7 +285,7 @@ def _read_record(c: Container) -> dict | None:
     if not isinstance(doc, dict):
         return None
     # A field of the wrong type is as good as missing: cleanup goes on with the others.
-    kinds = {"pid": int, "start_time": int, "cgroup_dirs": list, "cgroup_made": list}
+    kinds = {"pid": int, "start_time": int, "cgroup_dirs": list, "cgroup_made": list, "cgroup_unit": str}
     return {k: v for k, v in doc.items() if k in kinds and isinstance(v, kinds[k])
             and not (isinstance(v, list) and not all(isinstance(d, str) for d in v))}
 

@@ -251,20 +251,58 @@ def test_module_imports_nothing_heavy():
     ({"linux": {"mountLabel": "system_u:object_r:container_file_t:s0"}}, "linux.mountLabel", "selinux"),
 ])
 def test_lsm_off_is_a_clear_error(monkeypatch, doc, where, lsm):
-    monkeypatch.setattr(attrs, f"_{lsm}_enabled", lambda: False)
+    monkeypatch.setattr(attrs, f"{lsm}_enabled", lambda: False)
     name = {"apparmor": "AppArmor", "selinux": "SELinux"}[lsm]
-    section, key = where.split(".")
-    value = doc[section][key]
     e = refused(doc, where, fn=attrs.check_lsm)
     assert e.message == f"{name} is not enabled on this host"
-    # On: not applied by this build, so refused rather than ignored, unless the caller applies it.
-    monkeypatch.setattr(attrs, f"_{lsm}_enabled", lambda: True)
-    refused(doc, where, "can't apply", fn=attrs.check_lsm)
-    assert attrs.check_lsm(doc, can_apply=True) == {key: value}
 
 
-def test_lsm_nothing_asked():
-    assert attrs.check_lsm({"process": {"args": ["sh"], "apparmorProfile": ""}, "linux": {}}) is None
+def test_lsm_on_is_applied(monkeypatch):
+    """With the LSM on, the profile and label reach struct oci_attrs (the C stage writes them
+    to the process's attr files: tests/guest checks the profile from inside)."""
+    monkeypatch.setattr(attrs, "apparmor_enabled", lambda: True)
+    monkeypatch.setattr(attrs, "selinux_enabled", lambda: True)
+    monkeypatch.setattr(attrs, "apparmor_profiles", lambda: {"docker-default"})
+    doc = {"process": {"args": ["sh"], "apparmorProfile": "docker-default",
+                       "selinuxLabel": "system_u:system_r:container_t:s0"},
+           "linux": {"mountLabel": "system_u:object_r:container_file_t:s0"}}
+    attrs.check_lsm(doc)
+    a = attrs.convert(doc)
+    assert (a.apparmor, a.selinux) == ("docker-default", "system_u:system_r:container_t:s0")
+    e = attrs.convert_exec({"args": ["sh"], "apparmorProfile": "other"})
+    assert e.apparmor == "other" and e.selinux is None
+
+
+def test_apparmor_profile_not_loaded(monkeypatch):
+    monkeypatch.setattr(attrs, "apparmor_enabled", lambda: True)
+    monkeypatch.setattr(attrs, "apparmor_profiles", lambda: {"docker-default"})
+    e = refused({"process": {"apparmorProfile": "nope"}}, "process.apparmorProfile", "not loaded",
+                fn=attrs.check_lsm)
+    assert "'nope'" in e.message
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_unconfined_and_empty_ask_nothing(monkeypatch, on):
+    """AppArmor off: "" and "unconfined" pass and nothing is written; on: "unconfined" is
+    written (the execve leaves any profile)."""
+    monkeypatch.setattr(attrs, "apparmor_enabled", lambda: on)
+    monkeypatch.setattr(attrs, "apparmor_profiles", lambda: set())
+    for profile in ("", "unconfined"):
+        doc = {"process": {"args": ["sh"], "apparmorProfile": profile}, "linux": {}}
+        attrs.check_lsm(doc)
+        a = attrs.convert(doc)
+        assert (a.apparmor if a else None) == ("unconfined" if on and profile else None)
+
+
+def test_mount_label_is_a_context_option():
+    from runtime.plan import with_mount_label
+
+    label = "system_u:object_r:container_file_t:s0:c1,c2"
+    assert with_mount_label("size=64k", "tmpfs", label) == f'size=64k,context="{label}"'
+    assert with_mount_label("", "devpts", label) == f'context="{label}"'
+    for fstype in ("proc", "sysfs", "mqueue", "cgroup", "cgroup2"):
+        assert with_mount_label("x", fstype, label) == "x"
+    assert with_mount_label("x", "tmpfs", "") == "x"
 
 
 def test_intel_rdt(monkeypatch):
@@ -605,13 +643,13 @@ def test_exec_with_a_scheduler_the_kernel_refuses(rt, bundle, unique_id, tmp_pat
     rt("delete", "--force", unique_id)
 
 
-@pytest.mark.skipif(attrs._apparmor_enabled(), reason="AppArmor is enabled on this host")
+@pytest.mark.skipif(attrs.apparmor_enabled(), reason="AppArmor is enabled on this host")
 def test_apparmor_profile_without_apparmor(rt, bundle, unique_id):
     _fails(rt, bundle, unique_id, ["process.apparmorProfile", "AppArmor is not enabled on this host"],
            process={"apparmorProfile": "docker-default"})
 
 
-@pytest.mark.skipif(attrs._selinux_enabled(), reason="SELinux is enabled on this host")
+@pytest.mark.skipif(attrs.selinux_enabled(), reason="SELinux is enabled on this host")
 @pytest.mark.parametrize("field", ["process.selinuxLabel", "linux.mountLabel"])
 def test_selinux_label_without_selinux(rt, bundle, unique_id, field):
     section, name = field.split(".")

@@ -72,26 +72,92 @@ def layout(found: list[Hierarchy]) -> str:
     return "hybrid" if 2 in versions else "v1"
 
 
-def container_dirs(cgroups_path: str, container_id: str, systemd: bool = False,
-                   found: list[Hierarchy] | None = None) -> list[str]:
+def _systemd_form(cgroups_path: str) -> bool:
+    return cgroups_path.count(":") == 2 and not cgroups_path.startswith("/")
+
+
+def manager(cgroups_path: str, container_id: str, systemd: bool, found: list[Hierarchy],
+            annotations: dict | None = None) -> "Cgroupfs":
+    """The driver of a new container, chosen once here and kept in its state (manager_of): the
+    systemd driver (systemd.py) with --systemd-cgroup, else cgroupfs."""
+    if systemd:
+        from .systemd import Systemd
+
+        return Systemd.for_path(cgroups_path, container_id, found, annotations)
+    if _systemd_form(cgroups_path):
+        raise OciError(f"{cgroups_path!r} is the systemd driver's slice:prefix:name form: "
+                       "pass --systemd-cgroup, or give a path", "linux.cgroupsPath")
+    return Cgroupfs(container_dirs(cgroups_path, container_id, found))
+
+
+def manager_of(private: dict) -> "Cgroupfs":
+    """The driver a container was created with, from its state.json or init.json record."""
+    dirs, made = private.get("cgroup_dirs") or [], private.get("cgroup_made") or []
+    if private.get("cgroup_unit"):
+        from .systemd import Systemd
+
+        return Systemd(dirs, made, private["cgroup_unit"])
+    return Cgroupfs(dirs, made)
+
+
+class Cgroupfs:
+    """The cgroupfs driver: ocirun makes the directories, writes the files, and removes what it
+    made. The systemd driver keeps this interface; nothing outside cgroups/ asks which it is."""
+
+    self_join = True  # the directories exist before the init does: it may place itself
+
+    def __init__(self, dirs: list[str], made=()):
+        self.dirs, self.made = dirs, list(made)
+
+    def record(self) -> dict:
+        """What init.json keeps before anything exists: what a delete -f after a killed create
+        removes."""
+        return {"cgroup_dirs": self.dirs, "cgroup_made": missing(self.dirs)}
+
+    def state(self) -> dict:
+        return {"cgroup_dirs": self.dirs, "cgroup_made": self.made}
+
+    def prepare(self, resources: dict, devices) -> None:
+        """Before the init exists: make the directories and write linux.resources."""
+        self.made = create(self.dirs)
+        apply(self.dirs, resources, devices=devices)
+
+    def place(self, pid: int) -> None:
+        """Put the new init in the container's cgroup (when it doesn't place itself)."""
+        join(self.dirs, pid)
+
+    def enter(self, pid: int) -> None:
+        """Put an exec'd process in the container's cgroup."""
+        join(self.dirs, pid)
+
+    def update(self, resources: dict, devices) -> None:
+        apply(self.dirs, resources, update=True, devices=devices)
+
+    def destroy(self) -> list[str]:
+        """Remove the container's cgroup; returns the directories still holding processes."""
+        return remove(self.made)
+
+
+def container_dirs(cgroups_path: str, container_id: str, found: list[Hierarchy]) -> list[str]:
     """The directory of the container's cgroup in every hierarchy.
 
     An absolute cgroupsPath is taken from each hierarchy's root, a relative one (and the default,
-    the container id) from ocirun's own cgroup, as runc does.
+    the container id) from ocirun's own cgroup, as runc does; on cgroup v2 from the parent of a
+    .scope, which holds ocirun itself and so can't have children with controllers (v2's rule:
+    no processes in a cgroup that passes controllers on).
     """
-    if systemd or (cgroups_path.count(":") == 2 and not cgroups_path.startswith("/")):
-        if not isdir("/run/systemd/system"):
-            raise OciError("the systemd cgroup form slice:prefix:name needs a running systemd, and there is none",
-                           "linux.cgroupsPath")
-        raise OciError("the systemd cgroup driver is not supported yet", "linux.cgroupsPath")
     path = cgroups_path or container_id
     if ".." in path.split("/"):
         raise OciError(f"{path!r} must not contain '..'", "linux.cgroupsPath")
     from ..posixio import normpath
 
     dirs = []
-    for h in hierarchies() if found is None else found:
-        base = "/" if path.startswith("/") else h.own_path
+    for h in found:
+        base = h.own_path
+        if path.startswith("/"):
+            base = "/"
+        elif h.version == 2 and base.endswith(".scope"):
+            base = dirname(base)
         dirs.append(normpath(h.mountpoint + "/" + base + "/" + path))
     return dirs
 
@@ -109,18 +175,53 @@ def missing(dirs: list[str]) -> list[str]:
 
 
 def create(dirs: list[str]) -> list[str]:
-    """Make the directories; returns those made here (parents first), so only they are removed."""
+    """Make the directories; returns those made here (parents first), so only they are removed.
+    On cgroup v2 every parent first passes its controllers on to its children, as runc does."""
     made = []
     try:
         for m in missing(dirs):
+            parent = dirname(m)
+            v2 = exists(parent + "/cgroup.controllers")
+            if v2:
+                _enable_controllers(parent)
             posix.mkdir(m)
             made.append(m)
-            if exists(m + "/cpuset.cpus"):
+            if not v2 and exists(m + "/cpuset.cpus"):
                 _inherit_cpuset(m)
     except OSError as e:
         remove(made)
         raise OciError(f"create cgroup: {e.strerror}", e.filename) from None
     return made
+
+
+def _enable_controllers(d: str) -> None:
+    """Write every controller d has into its cgroup.subtree_control, from the top down (a
+    controller reaches a child only through every ancestor). Not in a cgroup with processes of
+    its own (but the root): v2 refuses the domain controllers there, and the threaded ones it
+    takes would make it a thread root, whose new children take no process. A setting that
+    needs a controller that didn't arrive then says so."""
+    chain = []
+    while exists(d + "/cgroup.controllers"):
+        chain.append(d)
+        d = dirname(d)
+    for i, d in enumerate(reversed(chain)):
+        with open(d + "/cgroup.controllers") as f:
+            have = f.read().split()
+        if not have:
+            continue
+        if i > 0:
+            with open(d + "/cgroup.procs") as f:
+                if f.read(1):
+                    continue
+        with open(d + "/cgroup.subtree_control") as f:
+            enabled = set(f.read().split())
+        for ctrl in have:
+            if ctrl not in enabled:
+                try:
+                    with open(d + "/cgroup.subtree_control", "w") as f:
+                        f.write("+" + ctrl)
+                except OSError:
+                    pass
 
 
 def _inherit_cpuset(d: str) -> None:

@@ -41,6 +41,13 @@ def read_file(path: str) -> str:
         return f.read()
 
 
+def _controllers(d: str) -> list[str]:
+    try:
+        return read_file(d + "/cgroup.controllers").split()
+    except OSError:
+        return []
+
+
 class Dir:
     """One directory of the container's cgroup: its version, controllers and file names."""
 
@@ -85,6 +92,12 @@ class Layout:
     def need(self, ctrl: str, where: str) -> Dir:
         d = self.find(ctrl)
         if d is None:
+            v2 = self.v2()
+            parent = v2 and dirname(v2.path)
+            if parent and ctrl in _controllers(parent):
+                raise ConfigError(f"the {ctrl} controller can't reach this container's cgroup: {parent} "
+                                  "has processes of its own, so cgroup v2 lets it pass no controller on "
+                                  "(use a cgroupsPath elsewhere, or --systemd-cgroup)", where)
             raise ConfigError(f"the host has no {ctrl} cgroup controller for this container "
                               f"(not a v1 hierarchy, not enabled on cgroup v2)", where)
         return d

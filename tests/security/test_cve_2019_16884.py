@@ -8,9 +8,10 @@ unless they are procfs (checkProcMount), and later writes labels through a verif
 
 ocirun mounts the procfs where the config says, resolving the destination inside the rootfs
 (csrc/trampoline.c: mkpath_in_root), so an image's fake /proc directory is simply covered and a
-/proc symlink can only lead to a directory of the rootfs; it writes no LSM label (AppArmor and
-SELinux are not supported yet) and refuses a profile or label it can't apply instead of running
-the container without it (runtime/attrs.py: check_lsm). runc's other half of the fix, refusing
+/proc symlink can only lead to a directory of the rootfs; it writes an LSM label never through
+the container's /proc but through a procfs instance of its own, made with fsopen and never
+mounted (csrc/attrs.c: apply_lsm, private_proc), and refuses a profile or label it can't apply
+instead of running the container without it (runtime/attrs.py: check_lsm). runc's other half of the fix, refusing
 a mount over /proc or inside it that is not procfs, is runtime/plan.py's rootfs_ops (by the
 destination as written) and csrc/trampoline.c's do_mount (by where the destination resolves:
 an image's symlink to /proc).

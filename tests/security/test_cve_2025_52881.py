@@ -12,8 +12,9 @@ stage 1 writes /proc/self/timens_offsets before any container mount exists, host
 domainname are set with sethostname(2)/setdomainname(2), not through /proc/sys, `linux.sysctl`
 is written through a procfs instance of ocirun's own that was never attached where the container
 could mount over it (csrc/attrs.c: private_proc, then openat2 RESOLVE_BENEATH |
-RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV in write_sysctl), and no LSM label is written (none is
-supported yet: runtime/attrs.py check_lsm refuses them).
+RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV in write_proc), and an AppArmor profile or SELinux label
+goes through the same private procfs (csrc/attrs.c: apply_lsm; the decoy test for it needs an
+LSM, so it runs in the guest: tests/guest).
 
 The attack here: the config binds host decoy files (regular files, writable) over every procfs
 file ocirun could have written inside the container: /proc/self/oom_score_adj,
