@@ -105,7 +105,6 @@ def _cases(tmp_path, bundle, cid):
         ("a quote in the message", ["state", 'a"b'], 'a"b'),
         ("bad --preserve-fds", ["create", "--preserve-fds", "x", cid], "--preserve-fds"),
         ("exec --preserve-fds", ["exec", "--preserve-fds", "x", cid, "true"], "--preserve-fds"),
-        ("exec --apparmor", ["exec", "--apparmor", "p", cid, "true"], "apparmor"),
         ("flag without its value", ["create", cid, "--bundle"], "--bundle"),
         ("bad boolean flag", ["kill", "--all=maybe", cid], "maybe"),
         ("list --format", ["list", "--format", "yaml"], "yaml"),

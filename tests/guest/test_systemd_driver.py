@@ -4,6 +4,7 @@ files, update/pause/resume/delete work through it, and nothing of it is left aft
 refused input, or an ocirun killed halfway through create."""
 import os
 import signal
+import time
 
 import pytest
 from guest_support import ROOT, show, systemd_only, units
@@ -129,3 +130,20 @@ def test_killed_create_leaves_nothing(rt, bundle, unique_id, tmp_path):
     assert not os.path.exists(f"{ROOT}/system.slice/{unit}")
     # The hook ocirun ran outlives it (ours, a subreaper's orphan): ended by the pid it wrote.
     os.kill(int(mark.read_text()), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.2, 0.4, 0.6, 0.9, 1.3])
+def test_killed_at_any_moment_leaves_nothing(rt, bundle, unique_id, delay):
+    """SIGKILL at a moment spread over a whole create under emulation, then delete -f, as a
+    caller does after its timeout: no unit, cgroup, process or state is left."""
+    unit = f"{MARK}-{unique_id}.scope"
+    b = bundle(["sleep", "60"], linux={"cgroupsPath": f"system.slice:{MARK}:{unique_id}",
+                                       "resources": {"memory": {"limit": 64 << 20}}})
+    p = rt.popen("--systemd-cgroup", "create", "--bundle", b, unique_id)
+    time.sleep(delay)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    rt("--systemd-cgroup", "delete", "--force", unique_id, check=False)
+    assert not settled(units, timeout=10), f"left: {units()}"
+    assert not os.path.exists(f"{ROOT}/system.slice/{unit}")
+    assert not (rt.state_root / unique_id).exists()
