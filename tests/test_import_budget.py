@@ -36,7 +36,7 @@ import pytest
 
 FORBIDDEN = ("jsonschema", "pyroute2", "re", "json", "enum", "typing", "argparse", "subprocess", "socket",
              "dataclasses", "inspect", "ctypes", "logging", "importlib.metadata", "pkg_resources",
-             "fastjsonschema", "os")
+             "fastjsonschema", "os", "jeepney", "runtime.cgroups.systemd")
 # Runtime modules the default config (no hooks, no terminal) has no use for, per command:
 # each is imported only by the option that needs it.
 NOT_NEEDED = {
