@@ -190,3 +190,19 @@ def test_populated_parent_is_a_clear_error(rt, bundle, unique_id, tmp_path):
         sleeper.kill()
         sleeper.wait()
         os.rmdir(parent)
+
+
+def test_rdma_reaches_the_kernel(rt, bundle, unique_id):
+    """rdma.max takes limits of the host's RDMA devices only; the guest has none, so the
+    kernel's refusal of a made-up one is the proof that the write is made: one line naming
+    the field, nothing left."""
+    with open(f"{ROOT}/cgroup.controllers") as f:
+        if "rdma" not in f.read().split():
+            pytest.skip("no rdma controller in this kernel")
+    if os.path.isdir("/sys/class/infiniband") and os.listdir("/sys/class/infiniband"):
+        pytest.skip("this guest has RDMA devices")
+    path = _abs(unique_id)
+    b = bundle(["true"], linux={"cgroupsPath": path,
+                                "resources": {"rdma": {"mlx5_0": {"hcaHandles": 2, "hcaObjects": 3}}}})
+    rt.expect_error("run", "--bundle", b, unique_id, mentions=["linux.resources.rdma.mlx5_0", "rdma.max"])
+    assert not os.path.exists(ROOT + path)
