@@ -1170,22 +1170,21 @@ def lane(rt, _ctx, runtime_bin):
     lane.close()
 
 
-def test_fuzz_config(lane, capsys):
+def _run_lane(name: str, run, lane: Lane, examples: int) -> None:
     t0 = time.monotonic()
-    print(f"fuzz config lane: seed {SEED}, {CONFIG_EXAMPLES} examples")
+    print(f"fuzz {name} lane: seed {SEED}, {examples} examples")
     try:
-        config_lane(lane, CONFIG_EXAMPLES, SEED)
+        run(lane, examples, SEED)
     finally:
-        print(f"fuzz config lane: seed {SEED}: {lane.stats} in {time.monotonic() - t0:.1f}s")
+        print(f"fuzz {name} lane: seed {SEED}: {lane.stats} in {time.monotonic() - t0:.1f}s")
+
+
+def test_fuzz_config(lane):
+    _run_lane("config", config_lane, lane, CONFIG_EXAMPLES)
 
 
 def test_fuzz_cli(lane):
-    t0 = time.monotonic()
-    print(f"fuzz cli lane: seed {SEED}, {CLI_EXAMPLES} examples")
-    try:
-        cli_lane(lane, CLI_EXAMPLES, SEED)
-    finally:
-        print(f"fuzz cli lane: seed {SEED}: {lane.stats} in {time.monotonic() - t0:.1f}s")
+    _run_lane("cli", cli_lane, lane, CLI_EXAMPLES)
 
 
 def test_fuzz_cli_nul_in_process():

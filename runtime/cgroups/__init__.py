@@ -183,7 +183,8 @@ def create(dirs: list[str]) -> list[str]:
             parent = dirname(m)
             v2 = exists(parent + "/cgroup.controllers")
             if v2:
-                _enable_controllers(parent)
+                # a parent made just now: those above it have passed their controllers on already
+                _enable_controllers(parent, above=parent not in made)
             posix.mkdir(m)
             made.append(m)
             if not v2 and exists(m + "/cpuset.cpus"):
@@ -194,22 +195,22 @@ def create(dirs: list[str]) -> list[str]:
     return made
 
 
-def _enable_controllers(d: str) -> None:
-    """Write every controller d has into its cgroup.subtree_control, from the top down (a
-    controller reaches a child only through every ancestor). Not in a cgroup with processes of
-    its own (but the root): v2 refuses the domain controllers there, and the threaded ones it
-    takes would make it a thread root, whose new children take no process. A setting that
-    needs a controller that didn't arrive then says so."""
-    chain = []
-    while exists(d + "/cgroup.controllers"):
-        chain.append(d)
-        d = dirname(d)
-    for i, d in enumerate(reversed(chain)):
+def _enable_controllers(d: str, above: bool = True) -> None:
+    """Write every controller d (and, with `above`, each of its ancestors) has into its
+    cgroup.subtree_control, from the top down (a controller reaches a child only through every
+    ancestor). Not in a cgroup with processes of its own (but the root): v2 refuses the domain
+    controllers there, and the threaded ones it takes would make it a thread root, whose new
+    children take no process. A setting that needs a controller that didn't arrive then says so."""
+    chain = [d]
+    while above and exists(dirname(chain[-1]) + "/cgroup.controllers"):
+        chain.append(dirname(chain[-1]))
+    root = chain[-1] if above else None
+    for d in reversed(chain):
         with open(d + "/cgroup.controllers") as f:
             have = f.read().split()
         if not have:
             continue
-        if i > 0:
+        if d != root:
             with open(d + "/cgroup.procs") as f:
                 if f.read(1):
                     continue

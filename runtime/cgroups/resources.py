@@ -174,15 +174,18 @@ class Bpf:
         bpf.install(self.dir.path, dev.encode(dev.program(self.rules)), self.where)
 
 
-def apply(dirs: list[str], resources: dict, update: bool = False, devices=()) -> None:
-    """Write `resources` (linux.resources) into the container's cgroup directories.
+def apply(dirs: list[str], resources: dict, update: bool = False, devices=()) -> list:
+    """Write `resources` (linux.resources) into the container's cgroup directories; returns
+    the writes made (the systemd driver sets their unit properties from them).
 
     devices: the config's `linux.devices` as allow rules (`devices.device_allows`), always allowed.
     update: an `update` of a running container: only the fields given change, the device rules
     only when `devices` is given, and memory.checkBeforeUpdate applies.
     """
-    for op in plan(dirs, resources, update, devices):
+    ops = plan(dirs, resources, update, devices)
+    for op in ops:
         op.run()
+    return ops
 
 
 def plan(dirs: list[str], resources: dict, update: bool = False, devices=()) -> list:

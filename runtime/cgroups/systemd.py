@@ -25,17 +25,21 @@ _UNIT_CHARS = re.compile(r"[A-Za-z0-9:_.\\-]+")
 _MAX = (1 << 64) - 1  # systemd's "infinity"
 _JOB_WAIT_S = 30.0
 _ANNOTATION = "org.systemd.property."
+# v2 limit files and the unit property that holds the same number ("max": infinity)
+_LIMIT_PROPERTIES = {"memory.max": "MemoryMax", "memory.low": "MemoryLow", "memory.swap.max": "MemorySwapMax",
+                     "pids.max": "TasksMax"}
 
 
 class Systemd(Cgroupfs):
     self_join = False  # systemd makes the scope around the init's pid
 
-    def __init__(self, dirs: list[str], made=(), unit: str = "", slice_: str = "", props=(), found=()):
+    def __init__(self, dirs: list[str], made=(), unit: str = "", slice_: str = "", props=(), found=(),
+                 started=None):
         super().__init__(dirs, made)
         self.unit, self.slice, self.props, self.found = unit, slice_, list(props), list(found)
         self.pending = None
         # Whether the scope may exist: unknown (None) for a container read back from its state.
-        self.started = False if props else None
+        self.started = started
 
     @classmethod
     def for_path(cls, cgroups_path: str, container_id: str, found: list[Hierarchy],
@@ -52,7 +56,7 @@ class Systemd(Cgroupfs):
         props += [(k, ("b", True)) for k in ("MemoryAccounting", "CPUAccounting", "IOAccounting",
                                              "TasksAccounting")]
         props += annotation_properties(annotations or {})
-        return cls(dirs, (), unit, slice_, props, found)
+        return cls(dirs, (), unit, slice_, props, found, started=False)
 
     def record(self) -> dict:
         return {**super().record(), "cgroup_made": [], "cgroup_unit": self.unit}
@@ -70,36 +74,31 @@ class Systemd(Cgroupfs):
                            f"start the scope {self.unit}")
             self.started = True
             bus.wait_job(job, self.unit)
-        _check_placed(pid, self.dirs, self.found)
-        # v1 hierarchies systemd doesn't manage (a hybrid host) are ours, as with cgroupfs.
-        v1 = [d for h, d in zip(self.found, self.dirs) if h.version == 1]
-        self.made = create(v1)
-        join(v1, pid)
-        resources, devices = self.pending
-        self._write(resources, devices, update=False)
+            _check_placed(pid, self.dirs, self.found)
+            # v1 hierarchies systemd doesn't manage (a hybrid host) are ours, as with cgroupfs.
+            v1 = [d for h, d in zip(self.found, self.dirs) if h.version == 1]
+            self.made = create(v1)
+            join(v1, pid)
+            resources, devices = self.pending
+            self._write(bus, resources, devices, update=False)
 
     def update(self, resources: dict, devices) -> None:
-        self._write(resources, devices, update=True)
+        with Bus() as bus:
+            self._write(bus, resources, devices, update=True)
 
-    def _write(self, resources, devices, update: bool) -> None:
-        from .resources import plan
+    def _write(self, bus: "Bus", resources, devices, update: bool) -> None:
+        """The files, as cgroupfs writes them; then the unit properties of those writes."""
+        from .resources import apply
 
-        ops = plan(self.dirs, resources, update, devices)
-        for op in ops:
-            op.run()
-        props = unit_properties(ops)
+        props = unit_properties(apply(self.dirs, resources, update, devices))
         if props:
-            with Bus() as bus:
-                bus.call("SetUnitProperties", "sba(sv)", (self.unit, True, props),
-                         f"set the properties of {self.unit}")
+            bus.call("SetUnitProperties", "sba(sv)", (self.unit, True, props), f"set the properties of {self.unit}")
 
     def destroy(self) -> list[str]:
         if self.started is not False:
             with Bus() as bus:
                 bus.stop_and_forget(self.unit)
-        from . import remove
-
-        return remove(self.made)
+        return super().destroy()
 
 
 # --- cgroupsPath ---------------------------------------------------------------------------------
@@ -160,20 +159,18 @@ def unit_properties(ops: list) -> list:
     """The unit properties that say what the v2 file writes in ops say, so that systemd keeps
     them: memory.max is MemoryMax, cpu.max CPUQuotaPerSecUSec (rounded up to 10 ms, as systemd
     stores it) and CPUQuotaPeriodUSec, pids.max TasksMax, cpuset.* AllowedCPUs/AllowedMemoryNodes."""
-    from .resources import Pair
+    from .resources import Pair, W
 
     writes = []
     for op in ops:
         writes += [op.first, op.second] if isinstance(op, Pair) else [op]
     props = []
     for w in writes:
-        if getattr(w, "dir", None) is None or w.dir.version != 2 or not hasattr(w, "name"):
-            continue
+        if not isinstance(w, W) or w.dir.version != 2:
+            continue  # a v1 file, or the device filter
         name, value = w.name, w.value
-        if name in ("memory.max", "memory.low", "memory.swap.max", "pids.max"):
-            prop = {"memory.max": "MemoryMax", "memory.low": "MemoryLow", "memory.swap.max": "MemorySwapMax",
-                    "pids.max": "TasksMax"}[name]
-            props.append((prop, ("t", _MAX if value == "max" else int(value))))
+        if name in _LIMIT_PROPERTIES:
+            props.append((_LIMIT_PROPERTIES[name], ("t", _MAX if value == "max" else int(value))))
         elif name == "cpu.weight":
             props.append(("CPUWeight", ("t", int(value))))
         elif name == "cpu.max":
