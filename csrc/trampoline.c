@@ -163,8 +163,10 @@ static int open_in_root(int root, const char *path, int flags)
 
 /* Open path below root, creating what is missing: directories along the way, and the last
  * component as a directory or an empty file. Every prefix is resolved again from root, so a
- * symlink met (or swapped in) on the way still can't lead out. Returns an O_PATH fd. */
-static int mkpath_in_root_r(int root, const char *path, int last_is_dir, unsigned long long resolve)
+ * symlink met (or swapped in) on the way still can't lead out. A dangling symlink on the way
+ * (/etc/x -> /tmp/somewhere, which doesn't exist yet) is followed as runc does: its target,
+ * taken inside root, is what gets created (unless links is -1). Returns an O_PATH fd. */
+static int mkpath_walk(int root, const char *path, int last_is_dir, unsigned long long resolve, int links)
 {
     int fd = open_in_root_r(root, path, O_PATH, resolve);
     if (fd >= 0 || errno != ENOENT)
@@ -197,7 +199,25 @@ static int mkpath_in_root_r(int root, const char *path, int last_is_dir, unsigne
             }
         }
         int saved = errno;
+        struct stat st;
+        char target[PATH_MAX];
+        ssize_t tl = -1;
+        if (r < 0 && saved == EEXIST && links >= 0 && !(resolve & RESOLVE_NO_SYMLINKS) &&
+            fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+            tl = readlinkat(parent, name, target, sizeof target - 1);
         close(parent);
+        if (tl > 0) {
+            /* A symlink the first open could not get through: start again from its target,
+             * with the rest of the path after it; RESOLVE_IN_ROOT keeps ".." and "/" inside. */
+            target[tl] = 0;
+            char next[PATH_MAX];
+            int len = snprintf(next, sizeof next, "%s/%s/%s", target[0] == '/' ? "" : prefix, target, p + n);
+            if (len < 0 || (size_t)len >= sizeof next)
+                return errno = ENAMETOOLONG, -1;
+            if (links >= 40)
+                return errno = ELOOP, -1;
+            return mkpath_walk(root, next, last_is_dir, resolve, links + 1);
+        }
         if (r < 0 && saved != EEXIST)
             return errno = saved, -1;
         prefix[plen++] = '/';
@@ -208,9 +228,17 @@ static int mkpath_in_root_r(int root, const char *path, int last_is_dir, unsigne
     return open_in_root_r(root, path, O_PATH, resolve);
 }
 
+/* A config mount's destination: dangling symlinks on the way are followed. */
+static int mkpath_in_root_r(int root, const char *path, int last_is_dir, unsigned long long resolve)
+{
+    return mkpath_walk(root, path, last_is_dir, resolve, 0);
+}
+
+/* ocirun's own paths (/dev/console, device nodes, symlinks, parents): a dangling symlink there
+ * is the container's doing, and nothing is made at its target (links -1: not followed). */
 static int mkpath_in_root(int root, const char *path, int last_is_dir)
 {
-    return mkpath_in_root_r(root, path, last_is_dir, 0);
+    return mkpath_walk(root, path, last_is_dir, 0, -1);
 }
 
 /* A path to one of our fds for the calls that take no fd (mount, umount2, statvfs): relative to
@@ -244,8 +272,10 @@ static unsigned long locked_flags(const char *path)
                    MS_RELATIME | MS_STRICTATIME)
 
 /* Copy a directory tree between two directory fds (tmpcopyup): files, dirs, symlinks and
- * device nodes, with their modes and owners, never following a symlink. */
-static void copy_tree(const struct oci_op *op, int from, int to)
+ * device nodes, with their modes and owners, never following a symlink. The new root takes the
+ * mode and owner of the directory it covers when that was the image's (`top`); one made just
+ * now for the mount keeps the tmpfs's own (its mode= option), as with runc. */
+static void copy_tree(const struct oci_op *op, int from, int to, int top)
 {
     int dupfd = dup(from);
     DIR *dir = dupfd < 0 ? NULL : fdopendir(dupfd);
@@ -266,7 +296,7 @@ static void copy_tree(const struct oci_op *op, int from, int to)
             int t = openat(to, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (f < 0 || t < 0)
                 die("%s: tmpcopyup %s/%s: open", op->where, op->target, n);
-            copy_tree(op, f, t);
+            copy_tree(op, f, t, 1);
             close(f);
             close(t);
         } else if (S_ISREG(st.st_mode)) {
@@ -299,14 +329,17 @@ static void copy_tree(const struct oci_op *op, int from, int to)
             die("%s: tmpcopyup %s/%s: owner and mode", op->where, op->target, n);
     }
     closedir(dir);
-    struct stat top;
-    if (fstat(from, &top) < 0 || fchown(to, top.st_uid, top.st_gid) < 0 || fchmod(to, top.st_mode & 07777) < 0)
+    struct stat st;
+    if (top && (fstat(from, &st) < 0 || fchown(to, st.st_uid, st.st_gid) < 0 || fchmod(to, st.st_mode & 07777) < 0))
         die("%s: tmpcopyup %s: owner and mode", op->where, op->target);
 }
 
 static void do_mount(int root, const struct oci_op *op)
 {
     char where[64];
+    int existed = -1;
+    if (op->copy_up && (existed = open_in_root_r(root, op->target, O_PATH, op->resolve_flags)) >= 0)
+        close(existed);
     int fd = mkpath_in_root_r(root, op->target, op->target_is_dir, op->resolve_flags);
     if (fd < 0)
         die("%s: mount %s: create destination%s", op->where, op->target,
@@ -371,7 +404,7 @@ static void do_mount(int root, const struct oci_op *op)
             int new = open_in_root(root, op->target, O_RDONLY | O_DIRECTORY);
             if (new < 0)
                 die("%s: tmpcopyup %s: open the new mount", op->where, op->target);
-            copy_tree(op, old, new);
+            copy_tree(op, old, new, existed >= 0);
             close(new);
             close(old);
         }
@@ -723,6 +756,61 @@ static const char *env_get(const char *const *envp, const char *name)
     return NULL;
 }
 
+/* HOME from the container's /etc/passwd entry for the process's uid, as runc and crun set it
+ * when process.env has none; "/" (the plan's default) without one. The file is the container's:
+ * opened inside its root, a regular file only (a fifo would block), read at most 1 MiB. */
+static void home_from_passwd(const struct oci_plan *p, int root)
+{
+    static char home[PATH_MAX + 8];
+    char buf[4096], line[PATH_MAX + 512];
+    size_t used = 0, total = 0;
+    int skip = 0;
+    struct stat st;
+    int fd = open_in_root(root, "/etc/passwd", O_RDONLY | O_NONBLOCK);
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return;
+    }
+    ssize_t n;
+    while (total < (1 << 20) && (n = read(fd, buf, sizeof buf)) > 0) {
+        total += (size_t)n;
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] != '\n') {
+                if (used < sizeof line - 1)
+                    line[used++] = buf[i];
+                else
+                    skip = 1;  /* longer than any entry we could use */
+                continue;
+            }
+            line[used] = 0;
+            /* name:password:uid:gid:gecos:home:shell */
+            char *f[7] = {line}, *c = line;
+            int nf = 1;
+            for (; *c && nf < 7; c++)
+                if (*c == ':') {
+                    *c = 0;
+                    f[nf++] = c + 1;
+                }
+            char *end;
+            unsigned long uid = nf >= 6 ? strtoul(f[2], &end, 10) : 0;
+            if (!skip && nf >= 6 && *f[2] && !*end && uid == (unsigned int)p->uid && *f[5]) {
+                snprintf(home, sizeof home, "HOME=%s", f[5]);
+                const char **envp = (const char **)p->envp;
+                while (envp[1])
+                    envp++;
+                *envp = home;
+                close(fd);
+                return;
+            }
+            used = 0;
+            skip = 0;
+        }
+    }
+    close(fd);
+}
+
 /* Find args[0] as execve will need it, so a missing program fails `create` like runc. */
 static const char *find_executable(const struct oci_plan *p, char *buf, size_t len)
 {
@@ -906,6 +994,8 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
     int cwd = here < 0 ? -1 : open_in_root(here, p->cwd, O_PATH | O_DIRECTORY);
     if (cwd < 0 || fchdir(cwd) < 0)
         die("process.cwd %s", p->cwd);
+    if (p->home_from_passwd)
+        home_from_passwd(p, here);
     close(here);
     char exe_buf[PATH_MAX];
     const char *exe = find_executable(p, exe_buf, sizeof exe_buf);

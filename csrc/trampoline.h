@@ -93,6 +93,7 @@ struct oci_plan {
     /* process */
     const char *const *argv;  /* NULL-terminated */
     const char *const *envp;  /* NULL-terminated */
+    int home_from_passwd;     /* envp's last entry is "HOME=/": replace it from /etc/passwd */
     const char *cwd;
     int uid;
     int gid;

@@ -80,7 +80,6 @@ _config_Capabilities = {
     'items': {
         'type': frozenset({'string'}),
         'type_msg': 'must be a string',
-        'pattern': '^CAP_[A-Z0-9_]+$',
     },
 }
 _config_int32 = {

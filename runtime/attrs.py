@@ -15,8 +15,8 @@
 `struct oci_attrs` of csrc/attrs.h, which the trampoline applies (csrc/attrs.c).
 
 `check_lsm(doc)` and `check_intel_rdt(doc)` refuse, with an error naming the field, what
-this host can't give: an AppArmor profile or SELinux label where that LSM is off, Intel RDT
-where no resctrl is mounted.
+this host can't give: an AppArmor profile where AppArmor is off, Intel RDT where no resctrl is
+mounted. SELinux labels where SELinux is off are a warning, and dropped (`selinux_label`).
 
 The module imports nothing heavy: `create` imports it only when `wanted(doc)` says the config
 has one of these fields.
@@ -418,9 +418,10 @@ def _int(obj: dict, key: str, where: str, lo: int = -(1 << 31), hi: int = (1 << 
 # ---- what the host must have ------------------------------------------------------------------
 
 def check_lsm(doc: dict) -> None:
-    """Refuse an LSM setting this host can't give, naming the field: a profile or label where
-    that LSM is off ("unconfined" and "" ask for nothing, so they pass), an AppArmor profile
-    that isn't loaded."""
+    """Refuse an AppArmor setting this host can't give, naming the field: a profile where
+    AppArmor is off ("unconfined" and "" ask for nothing, so they pass), or one that isn't
+    loaded: that is confinement the user asked for. SELinux labels where SELinux is off are a
+    warning."""
     process = doc.get("process") or {}
     linux = doc.get("linux") or {}
     profile = process.get("apparmorProfile")
@@ -433,7 +434,16 @@ def check_lsm(doc: dict) -> None:
     for where, value in (("process.selinuxLabel", process.get("selinuxLabel")),
                          ("linux.mountLabel", linux.get("mountLabel"))):
         if value and not selinux_enabled():
-            raise ConfigError("SELinux is not enabled on this host", where)
+            # as crun: a label means nothing where SELinux is off, and refusing it would fail
+            # every caller that labels by default on such a host (selinux_label drops it)
+            from . import log
+
+            log.warning(f"{where}: SELinux is not enabled on this host: {value!r} ignored")
+
+
+def selinux_label(value):
+    """An SELinux label to apply: None where SELinux is off (check_lsm has warned)."""
+    return value if value and selinux_enabled() else None
 
 
 def _labels(process: dict, where: str) -> tuple:
@@ -445,7 +455,7 @@ def _labels(process: dict, where: str) -> tuple:
     for key, v in (("apparmorProfile", profile), ("selinuxLabel", process.get("selinuxLabel"))):
         if v is not None and (not isinstance(v, str) or "\0" in v or "\n" in v):
             raise ConfigError("must be a one-line string", f"{where}.{key}")
-    return profile, process.get("selinuxLabel") or None
+    return profile, selinux_label(process.get("selinuxLabel"))
 
 
 APPARMOR_PROFILES = "/sys/kernel/security/apparmor/profiles"

@@ -148,7 +148,6 @@ def _convert(doc: dict, bundle: str) -> Config:
         time_offsets=linux.get("timeOffsets") or {},
         sysctl=linux.get("sysctl") or {},
         seccomp=linux.get("seccomp"),
-        mount_label=linux.get("mountLabel") or "",
         process_doc=doc["process"],
         **_attrs(doc),
     )
@@ -159,10 +158,11 @@ def _attrs(doc: dict) -> dict:
     from . import attrs
 
     if not attrs.wanted(doc):
-        return {"attrs": None, "attrs_state": None}
+        return {"attrs": None, "attrs_state": None, "mount_label": ""}
     attrs.check_lsm(doc)
     attrs.check_intel_rdt(doc)
-    return {"attrs": attrs.convert(doc), "attrs_state": attrs.for_state(doc)}
+    label = attrs.selinux_label((doc.get("linux") or {}).get("mountLabel")) or ""
+    return {"attrs": attrs.convert(doc), "attrs_state": attrs.for_state(doc), "mount_label": label}
 
 
 def convert_process(p: dict | None, where: str = "process") -> Process:
@@ -284,5 +284,7 @@ def _device(d: dict, i: int) -> Device:
 def _hook(h: dict, where: str) -> Hook:
     if h.get("timeout") is not None and h["timeout"] > MAX_HOOK_TIMEOUT:
         raise ConfigError(f"must be at most {MAX_HOOK_TIMEOUT} seconds", f"{where}.timeout")
-    return Hook(path=h["path"], args=list(h.get("args") or []), env=list(h.get("env") or []),
+    # no env: the runtime's own (None), as runc and crun; an empty list is an empty one
+    env = h.get("env")
+    return Hook(path=h["path"], args=list(h.get("args") or []), env=None if env is None else list(env),
                 timeout=h.get("timeout"))

@@ -65,7 +65,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         spawn = Spawn(plan, None if self_join else cg.place, (cfg.uid_mappings, cfg.gid_mappings),
                       cfg.process.oom_score_adj,
                       on_pty=lambda fd: _hand_over_pty(fd, opts),
-                      on_hooks=lambda pid: hooks.run_create_hooks(cfg, state_doc(cfg, c.id, "creating", pid)),
+                      on_hooks=lambda pid: hooks.run_create_hooks(cfg, state_doc(cfg, c.id, "created", pid)),
                       on_seccomp_fd=lambda pid, fd: plan.send_seccomp_listener(
                           state_doc(cfg, c.id, "creating", pid), fd, pid))
         pid = spawn.run()
@@ -207,7 +207,8 @@ def build_plan(cfg, opts, container, cg, found, fds: list[int]) -> Plan:
     hooks = _hooks_module(cfg)
     if hooks:
         c.hooks_point = int(hooks.has_create_hooks(cfg.hooks))
-        hooks.set_start_hooks(p, cfg.hooks.get("startContainer", []), state_doc(cfg, container.id, "created"))
+        hooks.set_start_hooks(p, cfg.hooks.get("startContainer", []), state_doc(cfg, container.id, "created"),
+                              cfg.process.env)
     return p
 
 

@@ -4,6 +4,11 @@ prestart and createRuntime run in the runtime's namespaces, createContainer in t
 namespaces, all before pivot_root; startContainer in the container, run by the init itself
 (csrc/trampoline.c) once `start` releases it; poststart after `start`, poststop at `delete`.
 A hook that fails or outlives its timeout fails the step it belongs to.
+
+The state each gets is its step's, as crun passes it: `created` in the create phases (they come
+after the environment is made, step 2 of the lifecycle) and startContainer, `running` in
+poststart, `stopped` in poststop. A hook without `env` runs with the runtime's environment, as
+runc's and crun's do; a startContainer hook, which runs in the container, with the process's.
 """
 import os
 
@@ -27,7 +32,7 @@ def to_state(hooks: dict) -> dict:
     return {phase: [as_dict(h) for h in hooks.get(phase, [])] for phase in STORED_PHASES if hooks.get(phase)}
 
 
-def set_start_hooks(plan, items: list, doc: dict) -> None:
+def set_start_hooks(plan, items: list, doc: dict, plan_env: list[str]) -> None:
     """startContainer hooks into the plan, with the state doc they get on stdin split around
     its pid, which only the init knows."""
     if not items:
@@ -35,7 +40,9 @@ def set_start_hooks(plan, items: list, doc: dict) -> None:
     arr = plan.array("struct oci_hook", len(items))
     for i, h in enumerate(items):
         arr[i].path, arr[i].argv = plan.str(h.path), plan.strv(h.args or [h.path])
-        arr[i].envp, arr[i].timeout = plan.strv(h.env), h.timeout or 0
+        # no env: the process's, as runc's init has by then; never the runtime's, in there
+        env = h.env if h.env is not None else plan_env
+        arr[i].envp, arr[i].timeout = plan.strv(env), h.timeout or 0
     plan.c.start_hooks, plan.c.nstart_hooks = arr, len(items)
     head, tail = jsonio.dumps(doc).split('"pid":0', 1)
     plan.c.state_head, plan.c.state_tail = plan.str(head + '"pid":'), plan.str(tail)
@@ -104,5 +111,8 @@ def run_one(where: str, h: dict, doc: dict, join_pid: int | None) -> None:
         raise HookError(f"{path} failed with exit status {proc.returncode}", where)
 
 
-def _env(items: list[str]) -> dict:
+def _env(items: list[str] | None) -> dict | None:
+    """A hook without env runs with the runtime's own environment (None), as runc's does."""
+    if items is None:
+        return None
     return dict(item.split("=", 1) for item in items if "=" in item)

@@ -26,7 +26,11 @@ def start_created(c: state.Container) -> state.Container:
     if stored.get("poststart"):
         from . import hooks
 
-        hooks.warn_on_failure("poststart", stored["poststart"], c.oci_state())
+        # The state of the step the hooks belong to, as runc and crun pass it: the process
+        # has just been started, even if (`true`) it has already exited by now.
+        doc = c.oci_state()
+        doc.update(status="running", pid=c.pid)
+        hooks.warn_on_failure("poststart", stored["poststart"], doc)
     return c
 
 
@@ -119,12 +123,12 @@ def delete_loaded(c: state.Container, force: bool = False) -> None:
     status = c.status()
     dirs = c.private.get("cgroup_dirs") or []
     # Without state.json (a create that died, or damaged state) the init may still be on its
-    # way out: whatever the record names is killed.
+    # way out: whatever the record names is killed. A created container is deleted without
+    # --force, as runc and crun do: containerd removes never-started tasks that way.
     if status != "stopped" or c.data is None:
-        if not force and c.data is not None:
+        if not force and c.data is not None and status != "created":
             raise OciError(f"cannot delete a container that is {status} (use --force)", container_id)
-        if status == "paused":
-            cgroups.thaw(dirs)
+        cgroups.thaw_all(dirs)
         signal_pid(c, kernel.SIGNALS["KILL"])
         cgroups.kill_all(dirs, kernel.SIGNALS["KILL"])
         _wait_gone(c)

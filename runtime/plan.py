@@ -229,7 +229,13 @@ class Plan:
     def set_process(self, proc) -> None:
         """The process fields: program, environment, user, limits, capabilities, terminal."""
         c = self.c
-        c.argv, c.envp, c.cwd = self.strv(proc.args), self.strv(proc.env), self.str(proc.cwd)
+        env = list(proc.env)
+        # Without HOME the init sets it from the container's /etc/passwd, as runc does; "/"
+        # when the user has no entry there.
+        c.home_from_passwd = not any(e.startswith("HOME=") for e in env)
+        if c.home_from_passwd:
+            env.append("HOME=/")
+        c.argv, c.envp, c.cwd = self.strv(proc.args), self.strv(env), self.str(proc.cwd)
         u = proc.user
         # uid_t is unsigned, the plan's fields C ints: ids above 2**31 - 1 travel as their
         # two's complement, which setresuid/setresgid take back as the same 32 bits

@@ -182,10 +182,6 @@ def _abs_path(x):
     return x[:1] == "/"
 
 
-def _cap_name(x):
-    return len(x) > 4 and x[:4] == "CAP_" and not x[4:].strip("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-
-
 def _page_size(x):
     return len(x) > 2 and x[-1] == "B" and x[-2] in "KMGTPE" and not x[:-2].strip("0123456789")
 
@@ -232,7 +228,6 @@ _OCI_VERSION = ("^1\\.(?:0\\.0|(?:0\\.[1-9][0-9]*|[1-9][0-9]*\\.(?:0|[1-9][0-9]*
 PATTERNS = {
     _OCI_VERSION: (_oci_version, "{} is not a supported version: need 1.0.0 or a later 1.x version"),
     "^/": (_abs_path, "{} is not an absolute path"),
-    "^CAP_[A-Z0-9_]+$": (_cap_name, "{} is not a capability name like CAP_CHOWN"),
     "^[0-9]+[KMGTPE]B$": (_page_size, "{} is not a page size like 2MB or 64KB"),
     "^[rwm]*$": (_rwm, "{} is not a combination of r, w and m"),
     "^MB:": (_mb_schema, '{} does not start with "MB:"'),

@@ -176,7 +176,6 @@ def test_wrong_state_says_why(rt, bundle, new_id, tmp_path, fmt):
         ("start a paused one", ["start", paused], "paused"),
         ("create over an existing one", ["create", "--bundle", bundle(SLEEP), running], running),
         ("delete a running one", ["delete", running], "--force"),
-        ("delete a created one", ["delete", created], "--force"),
         ("delete a paused one", ["delete", paused], "--force"),
         ("kill a stopped one", ["kill", stopped, "TERM"], "stopped"),
         ("pause a stopped one", ["pause", stopped], "stopped"),

@@ -134,8 +134,9 @@ class Cgroupfs:
         apply(self.dirs, resources, update=True, devices=devices)
 
     def destroy(self) -> list[str]:
-        """Remove the container's cgroup; returns the directories still holding processes."""
-        return remove(self.made)
+        """Remove the container's cgroup and those below it; returns the directories that could
+        not be removed."""
+        return remove(self.made, own=self.dirs)
 
 
 def container_dirs(cgroups_path: str, container_id: str, found: list[Hierarchy]) -> list[str]:
@@ -329,15 +330,34 @@ def join(dirs: list[str], pid: int) -> None:
             raise OciError(f"join cgroup: {e.strerror}", d) from None
 
 
+def below(d: str) -> list[str]:
+    """The cgroups under d (made by the container, or by a caller for it), deepest first."""
+    out = []
+    try:
+        entries = [e.path for e in posix.scandir(d) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return out
+    for sub in entries:
+        out += below(sub) + [sub]
+    return out
+
+
+def _procs(d: str) -> list[int]:
+    try:
+        with open(d + "/cgroup.procs") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
 def pids(dirs: list[str]) -> list[int]:
-    """Every process in the container's cgroup (read from the first hierarchy that has any)."""
+    """Every process in the container's cgroups and the cgroups below them, in any hierarchy:
+    a process the container moved into a child cgroup of one hierarchy is still its own."""
+    found = set()
     for d in dirs:
-        try:
-            with open(d + "/cgroup.procs") as f:
-                return [int(p) for p in f.read().split()]
-        except OSError:
-            continue
-    return []
+        for sub in [d] + below(d):
+            found.update(_procs(sub))
+    return sorted(found)
 
 
 def kill_all(dirs: list[str], sig: int) -> None:
@@ -348,39 +368,66 @@ def kill_all(dirs: list[str], sig: int) -> None:
             pass
 
 
-def remove(made: list[str]) -> list[str]:
-    """Remove the directories we made, deepest first, killing what still runs in them.
+def thaw_all(dirs: list[str]) -> None:
+    """Thaw the container's cgroups and every cgroup below them: a v1 task frozen in a child
+    cgroup never handles its SIGKILL, and thawing a parent leaves a child frozen by itself."""
+    for d in dirs:
+        for sub in [d] + below(d):
+            _unfreeze(sub)
+
+
+def remove(made: list[str], own=()) -> list[str]:
+    """Remove the directories we made, deepest first, killing what still runs in them; below
+    the container's own directories (`own`), every cgroup there first, as runc does.
 
     A parent that another container's cgroup still sits in stays, and that is fine. Returns
-    the directories that still hold processes after about a second of trying.
+    the directories that still hold processes (or, below the container's own, that could not
+    be removed) after about a second of trying.
     """
-    import time
-
+    own = set(own)
     stuck = []
     for d in sorted(made, key=len, reverse=True):
-        for _ in range(200):
-            try:
-                posix.rmdir(d)
+        tree = below(d) + [d] if d in own else [d]
+        for sub in tree:
+            if not _rmdir(sub, must=d in own):
+                stuck.append(sub)
                 break
-            except FileNotFoundError:
-                break
-            except OSError:
-                if not pids([d]):
-                    break
-                _unfreeze(d)  # a frozen v1 task never handles its SIGKILL
-                kill_all([d], 9)
-                time.sleep(0.005)
-        else:
-            stuck.append(d)
     return stuck
 
 
+def _rmdir(d: str, must: bool) -> bool:
+    """rmdir d, killing and thawing what keeps it busy. Without `must`, a directory that holds
+    no process (only other cgroups) is left, and that counts as done."""
+    import time
+
+    for _ in range(200):
+        try:
+            posix.rmdir(d)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            procs = _procs(d)
+            if not procs and not must:
+                return True
+            _unfreeze(d)
+            for pid in procs:
+                try:
+                    posix.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.005)
+    return False
+
+
 def _unfreeze(d: str) -> None:
-    try:
-        with open(d + "/freezer.state", "w") as f:
-            f.write("THAWED")
-    except OSError:
-        pass
+    for name, value in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+        try:
+            with open(f"{d}/{name}", "w") as f:
+                f.write(value)
+            return
+        except OSError:
+            pass
 
 
 def apply(dirs: list[str], resources: dict, update: bool = False, devices=()) -> None:

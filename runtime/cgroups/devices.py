@@ -8,7 +8,8 @@ state is "deny everything".
 
 v1: the rules are replayed the way the kernel's devices controller treats them (an `a` rule resets
 the default and drops the exceptions; any other rule adds to or takes access bits from the exception
-of exactly that type:major:minor). `v1_writes` goes from what devices.list shows to that target with
+of exactly that type:major:minor). `v1_rules` orders them so that devices.list shows the config's
+entries in the listed order; `v1_writes` goes from what devices.list shows to that target with
 the fewest writes, so an update never opens a window where a running container loses its devices.
 
 v2 has no devices files: access is decided by a BPF_PROG_TYPE_CGROUP_DEVICE program. `program()`
@@ -118,17 +119,42 @@ def device_allows(devices) -> list[dict]:
     return out
 
 
-def effective_rules(config_rules: list[Rule], extra_allows: list[Rule] = ()) -> list[Rule]:
-    """The config's rules with the defaults (and the config's own devices) put after its last `a` rule."""
+def _defaults_and_cut(config_rules: list[Rule], extra_allows) -> tuple[list[Rule], int]:
+    """The default allows (and the config's own devices), and where the config's last `a` rule ends."""
     defaults = [Rule(True, t, ma, mi, acc) for t, ma, mi, acc in DEFAULT_ALLOWED] + list(extra_allows)
     cut = 0
     for i, r in enumerate(config_rules):
         if r.type == "a":
             cut = i + 1
+    return defaults, cut
+
+
+def effective_rules(config_rules: list[Rule], extra_allows: list[Rule] = ()) -> list[Rule]:
+    """The config's rules with the defaults (and the config's own devices) put after its last `a` rule."""
+    defaults, cut = _defaults_and_cut(config_rules, extra_allows)
     return config_rules[:cut] + defaults + config_rules[cut:]
 
 
 # --- cgroup v1 -----------------------------------------------------------------------------
+
+def v1_rules(config_rules: list[Rule], extra_allows: list[Rule] = ()) -> list[Rule]:
+    """The same target as effective_rules, ordered so that devices.list shows the config's
+    entries in the listed order (the spec's MUST, and what runtime-tools reads): the defaults
+    go last, less every bit a config rule after its last `a` rule denies for that very device.
+    v1 exceptions are per exact type:major:minor, so the result is the same (v2's program
+    matches wildcards, and keeps effective_rules' order)."""
+    defaults, cut = _defaults_and_cut(config_rules, extra_allows)
+    denied: dict = {}
+    for r in config_rules[cut:]:
+        if not r.allow:
+            denied[r.key()] = denied.get(r.key(), "") + r.access
+    tail = []
+    for d in defaults:
+        left = "".join(c for c in d.access if c not in denied.get(d.key(), ""))
+        if left:
+            tail.append(Rule(True, d.type, d.major, d.minor, left))
+    return config_rules + tail
+
 
 def emulate_v1(rules: list[Rule], default_allow: bool = False):
     """What the v1 devices controller holds after these rules: (default_allow, {key: access})."""
@@ -160,8 +186,13 @@ def parse_list(text: str):
     return False, exc
 
 
-def v1_writes(rules: list[Rule], current_list: str) -> list[tuple[str, str]]:
-    """(file, line) writes that take a v1 devices cgroup from `current_list` to the rules' target."""
+def v1_writes(rules: list[Rule], current_list: str, keep_order: bool = False) -> list[tuple[str, str]]:
+    """(file, line) writes that take a v1 devices cgroup from `current_list` to the rules' target.
+
+    The kernel lists exceptions in the order they were first made. With `keep_order` (a new
+    cgroup) the fewest writes are taken only when they give the rules' order; else the list
+    starts again from "deny all". An update of a running container never does that: it would
+    open a window in which the container has no devices."""
     want_allow, want = emulate_v1(rules)
     have_allow, have = parse_list(current_list)
     writes = []
@@ -169,6 +200,10 @@ def v1_writes(rules: list[Rule], current_list: str) -> list[tuple[str, str]]:
         writes.append(("devices.allow", "a *:* rwm"))
         writes += [("devices.deny", _line(k, acc)) for k, acc in want.items()]
         return writes
+    if not have_allow and have is not None and keep_order:
+        kept = [k for k in have if k in want]
+        if kept != list(want)[:len(kept)]:
+            have_allow = True  # the order can't be mended in place
     if have_allow or have is None:
         writes.append(("devices.deny", "a *:* rwm"))
         have = {}

@@ -197,7 +197,7 @@ def plan(dirs: list[str], resources: dict, update: bool = False, devices=()) -> 
     ops: list = []
     _cpuset(layout, _section(resources, "cpu"), ops)
     if "devices" in resources or not update:
-        _devices(layout, resources.get("devices"), devices, ops)
+        _devices(layout, resources.get("devices"), devices, update, ops)
     _memory(layout, _section(resources, "memory"), update, ops)
     _cpu(layout, _section(resources, "cpu"), ops)
     _pids(layout, _section(resources, "pids"), ops)
@@ -684,11 +684,10 @@ def _parent_denies(path: str) -> bool:
         return False
 
 
-def _devices(layout: Layout, rules, extra, ops: list) -> None:
+def _devices(layout: Layout, rules, extra, update: bool, ops: list) -> None:
     w = f"{R}.devices"
     parsed = dev.parse_rules(rules, w)
     allows = dev.parse_rules(list(extra or ()), "linux.devices")
-    effective = dev.effective_rules(parsed, allows)
     d = layout.find("devices")
     if d is None:
         if not parsed:
@@ -701,11 +700,11 @@ def _devices(layout: Layout, rules, extra, ops: list) -> None:
             current = "a *:* rwm\n"
         explicit = {r.key() for r in parsed + allows}
         defaults = {(t, ma, mi) for t, ma, mi, _ in dev.DEFAULT_ALLOWED}
-        for name, line in dev.v1_writes(effective, current):
+        for name, line in dev.v1_writes(dev.v1_rules(parsed, allows), current, keep_order=not update):
             t, nums, _ = line.split()
             ma, mi = (dev.WILD if n == "*" else int(n) for n in nums.split(":"))
             key = (t, ma, mi)
             optional = name == "devices.allow" and key in defaults and key not in explicit
             ops.append((DefaultDeviceW if optional else W)(w, d, name, line))
     else:
-        ops.append(Bpf(w, d, effective))
+        ops.append(Bpf(w, d, dev.effective_rules(parsed, allows)))

@@ -203,3 +203,39 @@ def test_ctr_task_metrics(ctr, host):
         assert m["memory"]["usage"]["limit"] == 96 << 20, m
         assert m["cpu"]["usage"]["total"] > 0, m
     assert re.search(r"pids\.current\s+\d+", table) or "memory" in table, table
+
+
+# --- a task created and then removed, never started ----------------------------------------
+
+def test_ctr_removes_a_created_task(ctr, tmp_path):
+    """What containerd does with a task that was created and never started (here its start
+    fails) when it is removed (`ctr task rm --force`; CRI's cleanup after a failed start does
+    the same): the shim sends `kill --all ID 9`, then a plain `delete ID` straight away, then
+    `delete --force`. Here the killed init is gone by the plain delete, so it succeeds with the
+    old refusal too; a `delete` of a container still `created` is checked on its own in
+    tests/test_peer_behaviour.py. A wrapper refuses `start` and logs every call with its exit
+    status."""
+    log = tmp_path / "calls"
+    wrapper = tmp_path / "runtime"
+    wrapper.write_text(f"""#!/bin/sh
+for a; do [ "$a" = start ] && {{ echo "start $*" >> {log}; echo "start refused by the test" >&2; exit 1; }}; done
+{ctr.runtime_flags[1]} "$@"
+rc=$?
+echo "rc=$rc $*" >> {log}
+exit $rc
+""")
+    wrapper.chmod(0o755)
+    name = ctr.name()
+    r = ctr("run", "--null-io", "--runc-binary", str(wrapper), ctr.image, name, "sleep", "100", check=False)
+    assert r.returncode != 0 and "start refused by the test" in r.stderr
+    assert task(ctr, name).get("status") == "CREATED"  # ctr run leaves it so
+    ctr("task", "rm", "--force", name)
+    calls = [line.split() for line in log.read_text().splitlines()]
+    verbs = [next(w for w in c[1:] if w in ("create", "start", "kill", "delete", "state")) for c in calls]
+    first_delete = verbs.index("delete")
+    assert verbs[first_delete - 1] == "kill" and "--all" in calls[first_delete - 1], calls
+    assert "--force" not in calls[first_delete], calls
+    assert calls[first_delete][0] == "rc=0", f"the plain delete of the created task failed: {calls}"
+    assert name not in ctr.tasks()
+    assert not cgroup_dirs([name])
+    ctr("container", "rm", name)
