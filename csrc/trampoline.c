@@ -211,7 +211,8 @@ static int mkpath_walk(int root, const char *path, int last_is_dir, unsigned lon
              * with the rest of the path after it; RESOLVE_IN_ROOT keeps ".." and "/" inside. */
             target[tl] = 0;
             char next[PATH_MAX];
-            int len = snprintf(next, sizeof next, "%s/%s/%s", target[0] == '/' ? "" : prefix, target, p + n);
+            const char *rest = p + n;  /* "" at the last component, else "/..." */
+            int len = snprintf(next, sizeof next, "%s/%s%s", target[0] == '/' ? "" : prefix, target, rest);
             if (len < 0 || (size_t)len >= sizeof next)
                 return errno = ENAMETOOLONG, -1;
             if (links >= 40)
@@ -337,9 +338,24 @@ static void copy_tree(const struct oci_op *op, int from, int to, int top)
 static void do_mount(int root, const struct oci_op *op)
 {
     char where[64];
+    /* A tmpfs over a directory the image has takes that directory's mode, as with runc and
+     * crun, unless its options say mode=: given as mode= here, so that it holds for a
+     * read-only tmpfs too. tmpcopyup also takes the owner (copy_tree). */
+    int tmpfs = op->fstype && !strcmp(op->fstype, "tmpfs");
     int existed = -1;
-    if (op->copy_up && (existed = open_in_root_r(root, op->target, O_PATH, op->resolve_flags)) >= 0)
+    struct stat covered;
+    char data[4096];
+    const char *mount_data = op->data;
+    if (tmpfs && (existed = open_in_root_r(root, op->target, O_PATH, op->resolve_flags)) >= 0) {
+        int is_dir = fstat(existed, &covered) == 0 && S_ISDIR(covered.st_mode);
         close(existed);
+        const char *d = op->data ? op->data : "";
+        if (is_dir && strncmp(d, "mode=", 5) && !strstr(d, ",mode=")) {
+            int n = snprintf(data, sizeof data, "mode=%o%s%s", covered.st_mode & 07777, *d ? "," : "", d);
+            if (n > 0 && (size_t)n < sizeof data)
+                mount_data = data;
+        }
+    }
     int fd = mkpath_in_root_r(root, op->target, op->target_is_dir, op->resolve_flags);
     if (fd < 0)
         die("%s: mount %s: create destination%s", op->where, op->target,
@@ -393,7 +409,7 @@ static void do_mount(int root, const struct oci_op *op)
         int old = op->copy_up ? open_in_root(root, op->target, O_RDONLY | O_DIRECTORY) : -1;
         if (op->copy_up && old < 0)
             die("%s: tmpcopyup %s", op->where, op->target);
-        if (mount(op->source, where, op->fstype, op->flags & ~MS_REC, op->data) < 0)
+        if (mount(op->source, where, op->fstype, op->flags & ~MS_REC, mount_data) < 0)
             die("%s: mount %s (%s) on %s", op->where, op->source ? op->source : "none", op->fstype, op->target);
         close(fd);
         fd = open_in_root_r(root, op->target, O_PATH, op->resolve_flags);
@@ -756,15 +772,33 @@ static const char *env_get(const char *const *envp, const char *name)
     return NULL;
 }
 
+/* The home field of a passwd line (name:password:uid:gid:gecos:home:shell) if its uid is uid. */
+static const char *passwd_home(char *line, unsigned int uid)
+{
+    char *f[7] = {line}, *c = line;
+    int nf = 1;
+    for (; *c && nf < 7; c++)
+        if (*c == ':') {
+            *c = 0;
+            f[nf++] = c + 1;
+        }
+    if (nf < 6 || !*f[2] || !*f[5])
+        return NULL;
+    char *end;
+    unsigned long id = strtoul(f[2], &end, 10);
+    return !*end && id == uid ? f[5] : NULL;
+}
+
 /* HOME from the container's /etc/passwd entry for the process's uid, as runc and crun set it
  * when process.env has none; "/" (the plan's default) without one. The file is the container's:
  * opened inside its root, a regular file only (a fifo would block), read at most 1 MiB. */
 static void home_from_passwd(const struct oci_plan *p, int root)
 {
-    static char home[PATH_MAX + 8];
+    static char home_env[PATH_MAX + 8];
     char buf[4096], line[PATH_MAX + 512];
     size_t used = 0, total = 0;
-    int skip = 0;
+    int skip = 0, eof = 0;
+    const char *home = NULL;
     struct stat st;
     int fd = open_in_root(root, "/etc/passwd", O_RDONLY | O_NONBLOCK);
     if (fd < 0)
@@ -773,10 +807,15 @@ static void home_from_passwd(const struct oci_plan *p, int root)
         close(fd);
         return;
     }
-    ssize_t n;
-    while (total < (1 << 20) && (n = read(fd, buf, sizeof buf)) > 0) {
+    while (!home && !eof && total < (1 << 20)) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0) {  /* the last line may have no newline */
+            eof = 1;
+            buf[0] = '\n';
+            n = 1;
+        }
         total += (size_t)n;
-        for (ssize_t i = 0; i < n; i++) {
+        for (ssize_t i = 0; i < n && !home; i++) {
             if (buf[i] != '\n') {
                 if (used < sizeof line - 1)
                     line[used++] = buf[i];
@@ -785,30 +824,20 @@ static void home_from_passwd(const struct oci_plan *p, int root)
                 continue;
             }
             line[used] = 0;
-            /* name:password:uid:gid:gecos:home:shell */
-            char *f[7] = {line}, *c = line;
-            int nf = 1;
-            for (; *c && nf < 7; c++)
-                if (*c == ':') {
-                    *c = 0;
-                    f[nf++] = c + 1;
-                }
-            char *end;
-            unsigned long uid = nf >= 6 ? strtoul(f[2], &end, 10) : 0;
-            if (!skip && nf >= 6 && *f[2] && !*end && uid == (unsigned int)p->uid && *f[5]) {
-                snprintf(home, sizeof home, "HOME=%s", f[5]);
-                const char **envp = (const char **)p->envp;
-                while (envp[1])
-                    envp++;
-                *envp = home;
-                close(fd);
-                return;
-            }
+            if (!skip)
+                home = passwd_home(line, (unsigned int)p->uid);
             used = 0;
             skip = 0;
         }
     }
     close(fd);
+    if (!home)
+        return;
+    snprintf(home_env, sizeof home_env, "HOME=%s", home);
+    const char **envp = (const char **)p->envp;
+    while (envp[1])
+        envp++;
+    *envp = home_env;
 }
 
 /* Find args[0] as execve will need it, so a missing program fails `create` like runc. */
@@ -1201,4 +1230,40 @@ int oci_spawn(const struct oci_plan *plan, int *parent_fd)
     close(sv[1]);
     *parent_fd = sv[0];
     return pid;
+}
+
+static volatile pid_t hook_child;
+
+static void kill_hook_child(int sig)
+{
+    (void)sig;
+    if (hook_child > 0)
+        kill(hook_child, SIGKILL);
+}
+
+int oci_fork_into_pid_ns(void)
+{
+    /* SIGTERM (a timeout) kills the hook, which this process then reaps: were this process
+     * killed first, the dead hook would go to the nearest subreaper outside, which may not
+     * reap it while ocirun waits, and the namespace's init could not finish dying. */
+    signal(SIGTERM, kill_hook_child);
+    pid_t child = fork();
+    if (child < 0)
+        return -errno;
+    if (child == 0) {
+        signal(SIGTERM, SIG_DFL);
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        return 0;
+    }
+    hook_child = child;
+    syscall(SYS_close_range, 3, ~0U, 0);
+    int status;
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            _exit(127);
+    if (WIFSIGNALED(status)) {
+        signal(WTERMSIG(status), SIG_DFL);
+        kill(getpid(), WTERMSIG(status));
+    }
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 127);
 }

@@ -158,3 +158,10 @@ int oci_spawn(const struct oci_plan *plan, int *sync_fd);
 
 /* libc's setns, for hooks that run in the container's namespaces (Python 3.11 has no os.setns). */
 int setns(int fd, int nstype);
+
+/* For a createContainer hook, in its child process once it has joined the container's
+ * namespaces: setns of a pid namespace only takes the children there, so this forks once
+ * more. Returns 0 in the new child (killed if its parent dies); the parent closes every fd
+ * but stdio (the caller's exec-error pipe among them: the caller sees the exec), waits, and
+ * ends as the child ended. SIGTERM to the parent kills the child (use it, not SIGKILL). */
+int oci_fork_into_pid_ns(void);

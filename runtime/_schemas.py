@@ -218,7 +218,7 @@ _config_Process = {
         'ioPriority': {
             'type': frozenset({'object'}),
             'type_msg': 'must be an object',
-            'required': ('class', 'priority'),
+            'required': ('class',),
             'properties': {
                 'class': {
                     'type': frozenset({'string'}),

@@ -335,8 +335,8 @@ def _ioprio(p, where: str) -> "tuple | None":
     if cls not in IOPRIO_CLASSES:
         raise ConfigError(f"unknown I/O priority class {cls!r} (known: IOPRIO_CLASS_RT, IOPRIO_CLASS_BE, "
                           f"IOPRIO_CLASS_IDLE)", f"{where}.class")
-    if "priority" not in p:
-        raise ConfigError("is required", f"{where}.priority")
+    if "priority" not in p:  # as crun: the idle class has no levels, and 0 is the default
+        return IOPRIO_CLASSES[cls], 0
     return IOPRIO_CLASSES[cls], _int(p, "priority", where, 0, 7)
 
 

@@ -17,8 +17,8 @@ commands:
   start    start the process of a created container
   state    print the state of a container as JSON
   kill     send a signal to a container's init (or, with --all, to all its processes)
-  delete   delete a stopped container (--force: kill it first)
-  run      create and start a container, in the foreground unless --detach
+  delete   delete a stopped or created container (--force: kill it first)
+  run      create and start a container, in the foreground unless --detach (--keep: leave it)
   exec     run a new process in a running container
   pause    freeze every process of a container; resume thaws them
   ps       list the processes of a container (--format table|json)
@@ -63,7 +63,8 @@ COMMANDS = {
     "state": ({}, ("id",), 1),
     "kill": ({"--all": ("all", False), "-a": ("all", False)}, ("id", "signal"), 1),
     "delete": ({"--force": ("force", False), "-f": ("force", False)}, ("id",), 1),
-    "run": ({**_CREATE, "--detach": ("detach", False), "-d": ("detach", False)}, ("id",), 1),
+    "run": ({**_CREATE, "--detach": ("detach", False), "-d": ("detach", False), "--keep": ("keep", False)},
+            ("id",), 1),
     "exec": ({"--process": ("process_file", True), "-p": ("process_file", True),
               "--tty": ("tty", False), "-t": ("tty", False), "--cwd": ("cwd", True),
               "--env": ("env", MANY), "-e": ("env", MANY), "--user": ("user", True), "-u": ("user", True),
@@ -272,7 +273,7 @@ def dispatch(command: str, root: str, opts: dict, g: dict) -> int:
     elif command == "run":
         from .run import run
 
-        return run(root, cid, _create_options(opts, g), opts.get("detach", False))
+        return run(root, cid, _create_options(opts, g), opts.get("detach", False), opts.get("keep", False))
     elif command == "exec":
         from .exec import ExecOptions, exec_process
 

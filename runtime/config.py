@@ -4,6 +4,8 @@ Past `load()` nothing reads raw JSON: the schema (runtime.schema, generated from
 out wrong types and shapes, then the checks here rule out what a schema can't express.
 """
 
+import posix
+
 from . import kernel
 from .errors import ConfigError, OciError, shown
 from .jsonio import load_file
@@ -109,6 +111,10 @@ def _convert(doc: dict, bundle: str) -> Config:
     uid_maps = [_mapping(m) for m in linux.get("uidMappings") or []]
     gid_maps = [_mapping(m) for m in linux.get("gidMappings") or []]
     user_ns = next((ns for ns in namespaces if ns.type == "user"), None)
+    if user_ns and not user_ns.path and not uid_maps and not gid_maps:
+        # as crun: the runtime's own ids, one each, become the container's root
+        uid_maps = [_mapping({"containerID": 0, "hostID": posix.geteuid(), "size": 1})]
+        gid_maps = [_mapping({"containerID": 0, "hostID": posix.getegid(), "size": 1})]
     if user_ns and not user_ns.path and not (uid_maps and gid_maps):
         raise ConfigError("a new user namespace needs both uidMappings and gidMappings", "linux.uidMappings")
     if (uid_maps or gid_maps) and not (user_ns and not user_ns.path):
@@ -120,6 +126,11 @@ def _convert(doc: dict, bundle: str) -> Config:
         raise ConfigError("setting the hostname needs a uts namespace", "hostname")
     if doc.get("domainname") and not any(ns.type == "uts" for ns in namespaces):
         raise ConfigError("setting the domainname needs a uts namespace", "domainname")
+    for field in ("hostname", "domainname"):  # which would win is no one's guess (crun refuses too)
+        other = (linux.get("sysctl") or {}).get(f"kernel.{field}")
+        if doc.get(field) and other is not None and other != doc[field]:
+            raise ConfigError(f"{other!r} is not the {field} {doc[field]!r}: give one, or the same",
+                              f"linux.sysctl.kernel.{field}")
     if linux.get("timeOffsets") and "time" not in types:
         raise ConfigError("time offsets need a new time namespace", "linux.timeOffsets")
 
@@ -277,7 +288,10 @@ def _device(d: dict, i: int) -> Device:
         if d.get(field, 0) > 2**31 - 1:
             raise ConfigError(f"{d[field]} is above 2147483647: not supported for a device's owner",
                               f"linux.devices[{i}].{field}")
-    return Device(type=d["type"], path=d["path"], major=d.get("major", 0), minor=d.get("minor", 0),
+    from .posixio import normpath
+
+    # "/mnt/" is /mnt, as runc cleans it
+    return Device(type=d["type"], path=normpath(d["path"]), major=d.get("major", 0), minor=d.get("minor", 0),
                   file_mode=d.get("fileMode", 0o666), uid=d.get("uid", -1), gid=d.get("gid", -1))
 
 

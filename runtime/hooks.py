@@ -9,6 +9,8 @@ The state each gets is its step's, as crun passes it: `created` in the create ph
 after the environment is made, step 2 of the lifecycle) and startContainer, `running` in
 poststart, `stopped` in poststop. A hook without `env` runs with the runtime's environment, as
 runc's and crun's do; a startContainer hook, which runs in the container, with the process's.
+The others run in the bundle directory, as crun runs them; a createContainer hook is in each of
+the container's namespaces, its pid namespace included.
 """
 import os
 
@@ -79,6 +81,11 @@ def run_one(where: str, h: dict, doc: dict, join_pid: int | None) -> None:
     import subprocess
 
     path, timeout = h["path"], h["timeout"]
+    # in the bundle, as crun runs them (runc's callers call it from there): relative paths in a
+    # hook's args then mean the bundle's files; a bundle gone by poststop leaves ocirun's cwd
+    bundle = doc.get("bundle") or None
+    if bundle and not os.path.isdir(bundle):
+        bundle = None
     preexec = None
     ns_fds = []
     if join_pid:
@@ -91,8 +98,12 @@ def run_one(where: str, h: dict, doc: dict, join_pid: int | None) -> None:
             for fd, flag in ns_fds:
                 if lib.setns(fd, flag) != 0:
                     os._exit(126)
+            if lib.oci_fork_into_pid_ns() < 0:  # the hook itself in the pid namespace too
+                os._exit(126)
+            if bundle:  # joining a mount namespace moved the cwd to its root
+                os.chdir(bundle)
     try:
-        proc = subprocess.Popen(h["args"] or [path], executable=path, env=_env(h["env"]),
+        proc = subprocess.Popen(h["args"] or [path], executable=path, env=_env(h["env"]), cwd=bundle,
                                 stdin=subprocess.PIPE, preexec_fn=preexec, close_fds=True)
     except OSError as e:
         raise HookError(f"run {path}: {e.strerror}", where) from None
@@ -102,7 +113,9 @@ def run_one(where: str, h: dict, doc: dict, join_pid: int | None) -> None:
     try:
         proc.communicate(jsonio.dumps(doc).encode(), timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        # a joined hook runs under a parent that kills it at SIGTERM and reaps it
+        # (csrc/trampoline.h, oci_fork_into_pid_ns)
+        proc.terminate() if join_pid else proc.kill()
         proc.wait()
         raise HookError(f"{path} timed out after {timeout}s", where) from None
     except BrokenPipeError:

@@ -113,9 +113,10 @@ def with_mount_label(data: str, fstype: str, label: str) -> str:
 
 
 def _device_op(where, path, mode, major, minor, uid, gid, in_userns) -> Op:
-    # A user namespace may not mknod: bind the host's node instead, as runc does.
+    # A user namespace may not mknod: bind the host's node instead, as runc does; nosuid and
+    # noexec as crun has them (a device node is neither run nor setuid).
     if in_userns and (mode & k.S_IFIFO) != k.S_IFIFO:
-        return Op(OP_MOUNT, where, path, source=path, flags=k.MS_BIND, target_is_dir=0)
+        return Op(OP_MOUNT, where, path, source=path, flags=k.MS_BIND | k.MS_NOSUID | k.MS_NOEXEC, target_is_dir=0)
     return Op(OP_MKNOD, where, path, mode=mode, major=major, minor=minor, uid=uid, gid=gid)
 
 

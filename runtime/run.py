@@ -9,7 +9,9 @@ from .create import Options, create
 from .forward import exit_code, wait_forwarding
 
 
-def run(root: str, container_id: str, opts: Options, detach: bool) -> int:
+def run(root: str, container_id: str, opts: Options, detach: bool, keep: bool = False) -> int:
+    """keep (runc's --keep): a foreground run leaves the stopped container for `state` and a
+    later `delete`."""
     masters: list[int] = []
     if not opts.console_socket and not detach:
         opts.on_pty = masters.append
@@ -28,5 +30,6 @@ def run(root: str, container_id: str, opts: Options, detach: bool) -> int:
             status = proxy.pump(c.pid)
     else:
         status = wait_forwarding(c.pid)
-    lifecycle.delete_loaded(c, force=True)
+    if not keep:
+        lifecycle.delete_loaded(c, force=True)
     return exit_code(status)

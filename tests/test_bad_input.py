@@ -81,7 +81,11 @@ def test_namespace_path_that_does_not_exist(rt, bundle, unique_id, tmp_path):
 
 
 def test_user_namespace_without_mappings(rt, bundle, unique_id):
-    b = bundle(["true"], lambda c: c["linux"]["namespaces"].append({"type": "user"}))
+    # none at all maps ocirun's own ids (tests/test_peer_behaviour.py); one of the two is an error
+    def uid_only(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
+    b = bundle(["true"], uid_only)
     rt.expect_error("create", "--bundle", b, unique_id, mentions=["mapping"])
     _assert_gone(rt, unique_id)
 

@@ -30,7 +30,9 @@ echo "$1" >> "$HOOKDIR/order"
 exit 3
 """
 HANGING = """#!/bin/sh
-echo $$ > "$HOOKDIR/$1.pid"
+# the pid as the host sees it ($$ is the container's in createContainer's pid namespace):
+# cut's parent, read from the host's procfs, which the hook's mount namespace has at /proc
+cut -d' ' -f4 /proc/self/stat > "$HOOKDIR/$1.pid"
 echo "$1" >> "$HOOKDIR/order"
 exec sleep 30
 """

@@ -99,6 +99,11 @@ def test_home_passwd_is_read_inside_the_rootfs(rt, bundle, new_id, tmp_path):
     passwd.symlink_to("../../../../../../../.." + str(host_passwd))
     assert rt("run", "--bundle", b, new_id()).stdout == "/\n", "the host's passwd was read"
     passwd.unlink()
+    passwd.write_text("root:x:0:0:root:/root:/bin/sh\nlast:x:0:0:no newline:/home/last:/bin/sh")
+    assert rt("run", "--bundle", b, new_id()).stdout == "/root\n"  # the first entry for uid 0
+    passwd.write_text("user:x:1000:1000:no newline:/home/last:/bin/sh\nroot:x:0:0::/root-last:/bin/sh")
+    assert rt("run", "--bundle", b, new_id()).stdout == "/root-last\n"  # a last line without newline
+    passwd.unlink()
     os.mkfifo(passwd)
     assert rt("run", "--bundle", b, new_id(), timeout=15).stdout == "/\n"
 
@@ -132,16 +137,24 @@ def test_start_container_hook_without_env_gets_the_process_env(run_in):
 
 def test_mount_destination_through_a_dangling_symlink(rt, bundle, new_id, tmp_path):
     outside = tmp_path / "outside"
-    b = bundle(["sh", "-c", "grep -E ' /tmp/somewhere | /srv/rel/target | " + str(outside) + " ' /proc/self/mounts"],
-               lambda c: c["mounts"].extend(
-                   {"destination": d, "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}
-                   for d in ("/etc/not-existing", "/etc/escape", "/srv/link/target")))
+    host_file = tmp_path / "host-file"
+    host_file.write_text("bound file\n")
+
+    def mounts(c):
+        c["mounts"] += [{"destination": d, "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}
+                        for d in ("/etc/not-existing", "/etc/escape", "/srv/link/target")]
+        c["mounts"].append({"destination": "/etc/file-link", "type": "bind", "source": str(host_file),
+                            "options": ["bind", "ro"]})
+    b = bundle(["sh", "-c", "grep -E ' /tmp/somewhere | /srv/rel/target | " + str(outside) + " ' /proc/self/mounts;"
+                " cat /srv/file-target"], mounts)
     etc = b / "rootfs/etc"
     (etc / "not-existing").symlink_to("/tmp/somewhere")
     (etc / "escape").symlink_to("../../../../../../../../../.." + str(outside))  # .. stops at the root
     (b / "rootfs/srv").mkdir()
     (b / "rootfs/srv/link").symlink_to("rel")  # relative, and the path goes on below it
+    (etc / "file-link").symlink_to("/srv/file-target")  # a file's destination: made a file
     seen = rt("run", "--bundle", b, new_id()).stdout
+    assert seen.endswith("bound file\n")
     assert " /tmp/somewhere tmpfs " in seen
     assert f" {outside} tmpfs " in seen
     assert " /srv/rel/target tmpfs " in seen
@@ -304,3 +317,73 @@ def test_delete_that_cannot_remove_a_cgroup_fails_and_names_it(rt, bundle, uniqu
     assert not _alive(held.pid)
     assert find_cgroup_dirs(b.name) == []
     hold.rmdir()
+
+
+# --- what crun's suite showed besides ------------------------------------------------------------
+
+def test_create_container_hook_runs_in_the_bundle_and_the_pid_namespace(rt, bundle, unique_id, tmp_path):
+    """crun's test-createContainer-hook-after-mounts: the hook runs in the bundle directory
+    and is itself in the container's pid namespace, so rootfs/proc/self (the container's
+    procfs, mounted by then) resolves for it."""
+    out = tmp_path / "seen"
+    script = f"pwd >> {out}; readlink /proc/self/ns/pid >> {out}; test -e rootfs/proc/self && echo self >> {out}"
+    b = bundle(SLEEP, hooks={"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", script]}],
+                             "prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"pwd > {out}"]}]})
+    rt("create", "--bundle", b, unique_id)
+    pid = rt.state(unique_id)["pid"]
+    seen = out.read_text().splitlines()
+    assert seen == [str(b), str(b), os.readlink(f"/proc/{pid}/ns/pid"), "self"], seen
+    rt("delete", unique_id)
+
+
+def test_tmpfs_over_a_directory_takes_its_mode(rt, bundle, new_id):
+    """As runc and crun: a tmpfs over a directory of the image takes its mode, read-only ones
+    too; a mode= in the options wins."""
+    def mounts(cfg):
+        cfg["mounts"] += [{"destination": "/t712", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]},
+                          {"destination": "/tmode", "type": "tmpfs", "source": "tmpfs", "options": ["mode=750"]}]
+    b = bundle(["stat", "-c", "%a", "/t712", "/tmode"], mounts)
+    for name in ("t712", "tmode"):
+        (b / "rootfs" / name).mkdir()
+        (b / "rootfs" / name).chmod(0o712)
+    assert rt("run", "--bundle", b, new_id()).stdout.split() == ["712", "750"]
+
+
+def test_user_namespace_without_mappings_maps_the_runtimes_ids(run_in):
+    """As crun: a new user namespace with no mappings maps container 0 to ocirun's own ids."""
+    def userns(cfg):
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        for m in cfg["mounts"]:  # gid 5 (tty) has no id in the namespace
+            m["options"] = [o for o in m.get("options", []) if o != "gid=5"]
+    r = run_in(["cat", "/proc/self/uid_map", "/proc/self/gid_map"], userns)
+    assert [ln.split() for ln in r.stdout.splitlines()] == [["0", "0", "1"], ["0", "0", "1"]]
+
+
+def test_domainname_and_a_different_sysctl_is_refused(rt, bundle, unique_id, run_in):
+    rt.expect_error("run", "--bundle", bundle(["true"], domainname="foo", linux={"sysctl": {"kernel.domainname": "bar"}}),
+                    unique_id, mentions=["linux.sysctl.kernel.domainname", "'bar'"])
+    assert not rt.exists(unique_id)
+    r = run_in(["cat", "/proc/sys/kernel/domainname"], domainname="foo", linux={"sysctl": {"kernel.domainname": "foo"}})
+    assert r.stdout == "foo\n"
+
+
+def test_io_priority_without_a_level(run_in):
+    r = run_in(["sh", "-c", "cat /proc/self/io 2>/dev/null; ionice 2>/dev/null || echo no-ionice"],
+               process={"ioPriority": {"class": "IOPRIO_CLASS_IDLE"}})
+    assert r.returncode == 0
+
+
+def test_run_keep_leaves_the_stopped_container(rt, bundle, unique_id):
+    b = bundle(["sh", "-c", "exit 3"])
+    r = rt("run", "--keep", "--bundle", b, unique_id, check=False)
+    assert r.returncode == 3
+    assert rt.state(unique_id)["status"] == "stopped"
+    assert find_cgroup_dirs(b.name), "the kept container's cgroup went already"
+    rt("delete", unique_id)
+    assert find_cgroup_dirs(b.name) == []
+
+
+def test_device_path_with_a_trailing_slash(run_in):
+    r = run_in(["stat", "-c", "%t:%T", "/dev/mydev"],
+               linux={"devices": [{"path": "/dev/mydev/", "type": "c", "major": 1, "minor": 3}]})
+    assert r.stdout == "1:3\n"
