@@ -11,6 +11,8 @@ with them (issue 13): each seen from inside the container where it can be, with 
 - a capability name the kernel doesn't know (any string) is a warning;
 - devices.list (cgroup v1) shows the config's rules in the listed order;
 - poststart hooks see `running` and the pid, even when the process has already exited;
+- `kill --all` of a stopped container kills what is left in its cgroup (containerd's shim sends
+  it after every exit); a plain `kill` of a stopped container is still an error;
 - delete removes the cgroups the container made inside its own, thawing frozen ones first.
 """
 from __future__ import annotations
@@ -243,6 +245,29 @@ def test_poststart_hook_sees_running_and_the_pid(rt, bundle, unique_id, tmp_path
     rt.wait_status(unique_id, "stopped")
     st = json.loads(seen.read_text())
     assert (st["status"], st["pid"], st["id"]) == ("running", pid, unique_id)
+    rt("delete", unique_id)
+
+
+def _no_pid_namespace(cfg):
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+
+
+def test_kill_all_of_a_stopped_container_kills_what_is_left(rt, bundle, unique_id):
+    # without a pid namespace the init can exit and leave its child running in the cgroup
+    b = bundle(["sh", "-c", "sleep 1000 & exit 0"], _no_pid_namespace)
+    rt("run", "--detach", "--bundle", b, unique_id)
+    rt.wait_status(unique_id, "stopped")
+    procs = next(Path(d, "cgroup.procs") for d in find_cgroup_dirs(b.name) if "/memory/" in d or "/unified/" in d)
+    left = [int(p) for p in procs.read_text().split()]
+    assert len(left) == 1 and _alive(left[0]), "the init's child should outlive it"
+    rt.expect_error("kill", unique_id, "KILL", mentions=["stopped"])
+    assert _alive(left[0])
+    rt("kill", "--all", unique_id, "KILL")
+    for _ in range(100):
+        if not _alive(left[0]):
+            break
+        time.sleep(0.05)
+    assert not _alive(left[0]), "kill --all left the init's child running"
     rt("delete", unique_id)
 
 
