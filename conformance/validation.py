@@ -45,6 +45,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import proc_group  # noqa: E402  (conformance/ is the script's directory)
+
 REPO = Path(__file__).resolve().parent.parent
 GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "i686": "386", "i386": "386",
           "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}.get(platform.machine(), platform.machine())
@@ -416,26 +418,13 @@ def run_test(name: str, binary: Path, wrapper: Path, rt: Runtime, runtimetest: P
     before = set(rt.containers())
     cg_before = suite_cgroups_present()
     start = time.monotonic()
-    timed_out = False
     out_f = open(work / "stdout", "w+b")
     err_f = open(work / "stderr", "w+b")
     proc = subprocess.Popen([str(binary)], cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out_f,
                             stderr=err_f, start_new_session=True)
-    try:
-        rc: int | None = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        proc.wait()
-        rc = None
-    else:
-        try:  # hooks or helpers the test started and left behind in its session
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
+    timed_out = proc_group.finish(proc, timeout)[1]
+    rc = None if timed_out else proc.returncode
+    proc_group.kill_group(proc.pid)  # hooks or helpers the test started and left behind in its session
     seconds = time.monotonic() - start
     out_f.seek(0)
     err_f.seek(0)

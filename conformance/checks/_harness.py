@@ -32,6 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import busybox_bundle  # noqa: E402
+import proc_group  # noqa: E402  (conformance/, on the path of suite.py)
 
 SESSION = "%06x" % (int.from_bytes(os.urandom(3), "big"))
 MARK = f"ocirun-conf-{SESSION}"
@@ -172,22 +173,8 @@ def spawn(argv, *, cwd=None, stdin=None, stdout=None, stderr=None, pass_fds=(), 
                              stdout=stdout, stderr=stderr, pass_fds=pass_fds, env=env,
                              start_new_session=True, close_fds=True)
         _tracked.add(p.pid)
-    timed_out = False
     try:
-        if input_bytes is not None:
-            try:
-                p.communicate(input_bytes, timeout=timeout)
-            except subprocess.TimeoutExpired:
-                raise
-        else:
-            p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        p.wait()
+        timed_out = proc_group.finish(p, timeout, input_bytes)[1]
     finally:
         with _spawn_lock:
             _tracked.discard(p.pid)
