@@ -108,24 +108,26 @@ def cgroup_dirs(names) -> list[str]:
     return found
 
 
-def processes_naming(names) -> list[str]:
-    out = []
-    names = [n for n in names if n]
-    if not names:
-        return out
+def live_processes():
+    """(pid, command line, /proc/PID/cgroup) of every process that is not a zombie."""
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cg = Path(f"/proc/{pid}/cgroup").read_text()
             st = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
-        if st[st.rfind(")") + 2] == "Z":
-            continue
-        if any(n in cmd for n in names):
-            out.append(f"{pid}: {cmd.strip()}")
-    return out
+        if st[st.rfind(")") + 2] != "Z":
+            yield pid, cmd.strip(), cg
+
+
+def processes_naming(names) -> list[str]:
+    names = [n for n in names if n]
+    if not names:
+        return []
+    return [f"{pid}: {cmd}" for pid, cmd, _ in live_processes() if any(n in cmd for n in names)]
 
 
 class Host:
