@@ -67,7 +67,7 @@ class Config(Record):
                  "domainname", "mounts", "hooks", "annotations", "namespaces", "uid_mappings",
                  "gid_mappings", "devices", "cgroups_path", "resources", "rootfs_propagation",
                  "masked_paths", "readonly_paths", "time_offsets", "sysctl", "seccomp", "process_doc",
-                 "attrs", "attrs_state", "mount_label")
+                 "attrs", "attrs_state", "mount_label", "net_devices")
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -159,9 +159,18 @@ def _convert(doc: dict, bundle: str) -> Config:
         time_offsets=linux.get("timeOffsets") or {},
         sysctl=linux.get("sysctl") or {},
         seccomp=linux.get("seccomp"),
+        net_devices=_net_devices(linux.get("netDevices"), namespaces),
         process_doc=doc["process"],
         **_attrs(doc),
     )
+
+
+def _net_devices(doc, namespaces) -> dict[str, str]:
+    if not doc:
+        return {}
+    from . import netdevices
+
+    return netdevices.convert(doc, any(ns.type == "network" for ns in namespaces))
 
 
 def _attrs(doc: dict) -> dict:

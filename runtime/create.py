@@ -46,10 +46,11 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
     prepared = False
     spawn = None
     fds: list[int] = []
+    moved: dict[str, str] = {}  # the interfaces in the container so far
     try:
         # First, and before the cgroups exist: a create killed from here on leaves what
         # delete -f needs.
-        c.save_record(**cg.record())
+        c.save_record(**cg.record(), **_net_record(cfg))
         posix.mkfifo(c.fifo, 0o600)
         posix.chmod(c.fifo, 0o622)  # the init may run as any user when it opens it
         plan = build_plan(cfg, opts, c, cg, found, fds)
@@ -65,7 +66,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         spawn = Spawn(plan, None if self_join else cg.place, (cfg.uid_mappings, cfg.gid_mappings),
                       cfg.process.oom_score_adj,
                       on_pty=lambda fd: _hand_over_pty(fd, opts),
-                      on_hooks=lambda pid: hooks.run_create_hooks(cfg, state_doc(cfg, c.id, "created", pid)),
+                      on_hooks=lambda pid: _at_hooks_point(cfg, c, hooks, pid, moved),
                       on_seccomp_fd=lambda pid, fd: plan.send_seccomp_listener(
                           state_doc(cfg, c.id, "creating", pid), fd, pid))
         pid = spawn.run()
@@ -83,6 +84,7 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
             "ocirun": {
                 "start_time": start_time,
                 **cg.state(),
+                **_net_record(cfg),
                 "cgroup_devices": device_rules,
                 "hooks": hooks.to_state(cfg.hooks) if hooks else {},
                 "process": cfg.process_doc,
@@ -101,6 +103,8 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
             spawn.kill()
         if prepared:
             cg.destroy()
+        if cfg.net_devices:
+            _net_devices_back(c, moved)
         state.remove(c)
         if hooks and isinstance(e, hooks.HookError):
             # The spec's rule: the container is stopped and the lifecycle goes on at delete.
@@ -205,11 +209,40 @@ def build_plan(cfg, opts, container, cg, found, fds: list[int]) -> Plan:
     c.exec_fifo_fd = fifo_fd
     c.lock_fd = container.lock_fd
     hooks = _hooks_module(cfg)
+    # the init stops there for the create hooks, and for the interfaces to be moved in first
+    c.hooks_point = int(bool(cfg.net_devices) or (hooks is not None and hooks.has_create_hooks(cfg.hooks)))
     if hooks:
-        c.hooks_point = int(hooks.has_create_hooks(cfg.hooks))
         hooks.set_start_hooks(p, cfg.hooks.get("startContainer", []), state_doc(cfg, container.id, "created"),
                               cfg.process.env)
     return p
+
+
+def _net_record(cfg) -> dict:
+    """What delete needs to bring the interfaces back (and what a killed create leaves for it)."""
+    return {"net_devices": cfg.net_devices} if cfg.net_devices else {}
+
+
+def _at_hooks_point(cfg, c: state.Container, hooks, pid: int, moved: dict) -> None:
+    """The init has its namespaces and waits: move the interfaces in, then run the create hooks
+    (prestart and createRuntime hooks may configure them)."""
+    if cfg.net_devices:
+        from . import netdevices
+
+        netdevices.move_in(cfg.net_devices, pid, c.dir, moved)
+    if hooks:
+        hooks.run_create_hooks(cfg, state_doc(cfg, c.id, "created", pid))
+
+
+def _net_devices_back(c: state.Container, moved: dict) -> None:
+    """A failed create: the interfaces moved in so far go back; the pin goes in any case."""
+    from . import netdevices
+
+    try:
+        for w in netdevices.move_out({"net_devices": moved}, c.dir):
+            log.warning(w)
+    except OciError as e:
+        log.warning(str(e))
+        netdevices.unpin(c.dir)
 
 
 def _hooks_module(cfg):

@@ -29,6 +29,7 @@ def features() -> dict:
             "selinux": {"enabled": attrs.selinux_enabled()},
             "intelRdt": {"enabled": _resctrl_mounted()},
             "mountExtensions": {"idmap": {"enabled": False}},
+            "netDevices": {"enabled": _importable("pyroute2")},  # runtime/netdevices.py
         },
         "annotations": {"io.github.ocirun.version": __version__},
     }
@@ -51,6 +52,12 @@ def _seccomp() -> dict:
     except ImportError:  # built without libseccomp
         return {"enabled": False}
     return seccomp_features()
+
+
+def _importable(module: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(module) is not None
 
 
 def _resctrl_mounted() -> bool:

@@ -138,6 +138,11 @@ def delete_loaded(c: state.Container, force: bool = False) -> None:
     stuck = cgroups.manager_of(c.private).destroy()
     if stuck:  # state stays, so that delete can be tried again
         raise OciError(f"cgroup {stuck[0]} still has processes that did not die", container_id)
+    if c.private.get("net_devices"):
+        from . import log, netdevices
+
+        for warning in netdevices.move_out(c.private, c.dir):
+            log.warning(warning)
     doc = c.oci_state()
     state.remove(c)
     stored = c.private.get("hooks", {})

@@ -285,9 +285,15 @@ def _read_record(c: Container) -> dict | None:
     if not isinstance(doc, dict):
         return None
     # A field of the wrong type is as good as missing: cleanup goes on with the others.
-    kinds = {"pid": int, "start_time": int, "cgroup_dirs": list, "cgroup_made": list, "cgroup_unit": str}
-    return {k: v for k, v in doc.items() if k in kinds and isinstance(v, kinds[k])
-            and not (isinstance(v, list) and not all(isinstance(d, str) for d in v))}
+    kinds = {"pid": int, "start_time": int, "cgroup_dirs": list, "cgroup_made": list, "cgroup_unit": str,
+             "net_devices": dict}
+    return {k: v for k, v in doc.items() if k in kinds and isinstance(v, kinds[k]) and _strings_only(v)}
+
+
+def _strings_only(v) -> bool:
+    """A list of strings, or a dict of strings to strings, or any other value."""
+    items = [*v.keys(), *v.values()] if isinstance(v, dict) else v if isinstance(v, list) else []
+    return all(isinstance(d, str) for d in items)
 
 
 def _parse(data: bytes, path: str):
