@@ -48,6 +48,9 @@
 #define MOUNT_ATTR_RDONLY 0x1
 struct mount_attr { unsigned long long attr_set, attr_clr, propagation, userns_fd; };
 #endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
@@ -1117,6 +1120,14 @@ static void open_bind_source(struct oci_op *op)
     op->source_fd = syscall(SYS_open_tree, AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
     if (op->source_fd < 0)
         die("%s: bind source %s", op->where, op->source);
+    /* An idmapping can only be given to a mount not yet attached: this copy. The copies made
+     * of it later (do_mount) keep it. */
+    if (op->userns_fd >= 0) {
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = op->userns_fd};
+        if (syscall(SYS_mount_setattr, op->source_fd, "", AT_EMPTY_PATH | (op->idmap_recursive ? AT_RECURSIVE : 0),
+                    &attr, sizeof attr) < 0)
+            die("%s: idmapped mount of %s (the file system or kernel may not support it)", op->where, op->source);
+    }
 }
 
 /* Open, as host root and before any namespace changes, what the init will need from the host;

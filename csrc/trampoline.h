@@ -31,6 +31,9 @@ struct oci_op {
     unsigned long long resolve_flags; /* extra RESOLVE_* (RESOLVE_NO_SYMLINKS for /proc, /sys) */
     int copy_up;              /* tmpcopyup: the new tmpfs gets what the destination held */
     int source_fd;            /* set by stage 1: a detached copy of the bind source's tree */
+    int userns_fd;            /* idmap/ridmap: a user namespace whose mappings the bind's copy
+                               * takes (MOUNT_ATTR_IDMAP), or -1 */
+    int idmap_recursive;      /* ridmap: every mount of the copied tree, not only its top */
     int source_late;          /* the source exists only once the init is in its cgroup (the
                                * scope systemd makes around it): the init opens it then */
     unsigned int mode;        /* mknod: S_IFCHR/S_IFBLK/S_IFIFO | permission bits */

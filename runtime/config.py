@@ -43,7 +43,7 @@ class Process(Record):
 
 
 class Mount(Record):
-    __slots__ = ("destination", "type", "source", "options")
+    __slots__ = ("destination", "type", "source", "options", "uid_mappings", "gid_mappings")
 
 
 class Namespace(Record):
@@ -280,7 +280,13 @@ def _mount(m: dict, i: int, bundle: str) -> Mount:
         if not exists(source):
             raise ConfigError(f"bind source {shown(source)} does not exist", f"mounts[{i}].source")
         mtype = "bind"
-    return Mount(destination=dest, type=mtype, source=source, options=options)
+    uid_maps = [_mapping(x) for x in m.get("uidMappings") or []]
+    gid_maps = [_mapping(x) for x in m.get("gidMappings") or []]
+    if bool(uid_maps) != bool(gid_maps):
+        raise ConfigError("an idmapped mount needs both uidMappings and gidMappings",
+                          f"mounts[{i}].{'gidMappings' if uid_maps else 'uidMappings'}")
+    return Mount(destination=dest, type=mtype, source=source, options=options, uid_mappings=uid_maps,
+                 gid_mappings=gid_maps)
 
 
 def _device(d: dict, i: int) -> Device:

@@ -193,7 +193,9 @@ def build_plan(cfg, opts, container, cg, found, fds: list[int]) -> Plan:
     if late and mount_ns is not None and mount_ns.path and any(m.type == "cgroup" for m in cfg.mounts):
         raise ConfigError("a cgroup mount with --systemd-cgroup in a joined mount namespace needs a cgroup "
                           "namespace of the container's own", "linux.namespaces")
-    p.set_ops(rootfs_ops(cfg, in_userns, cg.dirs, found, bool(c.new_cgroupns), late))
+    ops = rootfs_ops(cfg, in_userns, cg.dirs, found, bool(c.new_cgroupns), late)
+    p.set_ops(ops)
+    p.set_idmaps(ops, fds)
     c.hostname, c.domainname = p.str(cfg.hostname), p.str(cfg.domainname)
     c.loopback_up = int(any(ns.type == "network" for ns in new))
     c.new_keyring = int(not opts.no_new_keyring)

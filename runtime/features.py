@@ -13,7 +13,7 @@ def features() -> dict:
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.3.0",
         "hooks": list(HOOK_PHASES),
-        "mountOptions": sorted({*mountopts.FLAGS, *mountopts.PROPAGATION, *mountopts.RECURSIVE}),
+        "mountOptions": sorted({*mountopts.FLAGS, *mountopts.PROPAGATION, *mountopts.RECURSIVE, *mountopts.IDMAP}),
         "linux": {
             "namespaces": [t for t, (_, name) in kernel.NAMESPACES.items() if os.path.exists(f"/proc/self/ns/{name}")],
             "capabilities": list(kernel.CAPABILITIES[: kernel.last_cap() + 1]),
@@ -28,7 +28,7 @@ def features() -> dict:
             "apparmor": {"enabled": attrs.apparmor_enabled()},
             "selinux": {"enabled": attrs.selinux_enabled()},
             "intelRdt": {"enabled": _resctrl_mounted()},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},  # MOUNT_ATTR_IDMAP: kernel 5.12
             "netDevices": {"enabled": _importable("pyroute2")},  # runtime/netdevices.py
         },
         "annotations": {"io.github.ocirun.version": __version__},

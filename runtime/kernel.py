@@ -135,3 +135,11 @@ def parse_signal(text: str) -> int:
     if not 0 < num <= 64:
         raise ValueError(f"unknown signal {text!r}")
     return num
+
+
+def libc():
+    """The C library through ctypes, for the few calls Python 3.11's `os` lacks (mount, unshare);
+    only the paths that need them import ctypes."""
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)

@@ -1,6 +1,5 @@
 """Mount options of config.md and mount(8), turned into what mount(2) and mount_setattr(2) take."""
 from . import kernel as k
-from .errors import ConfigError
 
 # option -> (flags to set, flags to clear) for mount(2)
 FLAGS = {
@@ -47,23 +46,24 @@ RECURSIVE = {
     "rnosymfollow": (k.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, k.MOUNT_ATTR_NOSYMFOLLOW),
 }
 
-UNSUPPORTED = ("idmap", "ridmap")
+IDMAP = ("idmap", "ridmap")  # an idmapped bind mount: its top mount, or every mount of the tree
 # Options that ask ocirun for something rather than the kernel (runc and crun know them too).
 COPY_UP = "tmpcopyup"  # the new tmpfs starts with what its destination held
 
 
 class MountOptions:
-    __slots__ = ("flags", "propagation", "attr_set", "attr_clr", "data", "copy_up")
+    __slots__ = ("flags", "propagation", "attr_set", "attr_clr", "data", "copy_up", "idmap")
 
-    def __init__(self, flags, propagation, attr_set, attr_clr, data, copy_up=False):
+    def __init__(self, flags, propagation, attr_set, attr_clr, data, copy_up=False, idmap=""):
         self.flags, self.propagation, self.data = flags, propagation, data
-        self.attr_set, self.attr_clr, self.copy_up = attr_set, attr_clr, copy_up
+        self.attr_set, self.attr_clr, self.copy_up, self.idmap = attr_set, attr_clr, copy_up, idmap
 
 
-def parse(options: list[str], where: str) -> MountOptions:
+def parse(options: list[str]) -> MountOptions:
     """Later options win over earlier ones, as with mount(8); anything unknown is filesystem data."""
     flags = propagation = attr_set = attr_clr = 0
     copy_up = False
+    idmap = ""
     data = []
     for opt in options:
         if opt in FLAGS:
@@ -79,8 +79,8 @@ def parse(options: list[str], where: str) -> MountOptions:
                 attr_set &= ~off
         elif opt == COPY_UP:
             copy_up = True
-        elif opt in UNSUPPORTED:
-            raise ConfigError(f"mount option {opt!r} is not supported", where)
+        elif opt in IDMAP:
+            idmap = opt
         else:
             data.append(opt)
-    return MountOptions(flags, propagation, attr_set, attr_clr, ",".join(data) or None, copy_up)
+    return MountOptions(flags, propagation, attr_set, attr_clr, ",".join(data) or None, copy_up, idmap)

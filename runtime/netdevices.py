@@ -15,6 +15,7 @@ pyroute2 is imported only here, and only for a config with netDevices (about 110
 """
 import posix
 
+from . import kernel
 from .errors import ConfigError, OciError
 from .posixio import join
 
@@ -117,17 +118,11 @@ def _move(src, idx: int, dst_fd: int, dst, name: str, where: str) -> None:
         raise OciError(f"move to {name!r}: {posix.strerror(e.code)}", where) from None
 
 
-def _libc():
-    import ctypes
-
-    return ctypes.CDLL(None, use_errno=True)
-
-
 def _pin(ns: str, pin: str) -> None:
     import ctypes
 
     posix.close(posix.open(pin, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o600))
-    if _libc().mount(ns.encode(), pin.encode(), None, 4096, None) != 0:  # MS_BIND
+    if kernel.libc().mount(ns.encode(), pin.encode(), None, 4096, None) != 0:  # MS_BIND
         err = ctypes.get_errno()
         posix.unlink(pin)
         raise OciError(f"pin the network namespace: {posix.strerror(err)}", pin)
@@ -144,7 +139,7 @@ def unpin(state_dir: str) -> None:
     """Undo the pins; nothing to do where there are none."""
     for pin in (join(state_dir, PIN), join(state_dir, HOME_PIN)):
         if _pinned(pin, state_dir):
-            _libc().umount2(pin.encode(), MNT_DETACH)
+            kernel.libc().umount2(pin.encode(), MNT_DETACH)
         try:
             posix.unlink(pin)
         except FileNotFoundError:

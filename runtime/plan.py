@@ -41,17 +41,34 @@ class Op:
 
     __slots__ = ("kind", "where", "source", "target", "fstype", "data", "flags", "propagation",
                  "attr_set", "attr_clr", "target_is_dir", "mode", "major", "minor", "uid", "gid", "copy_up",
-                 "resolve_flags", "source_late")
+                 "resolve_flags", "source_late", "idmap")
 
     def __init__(self, kind, where, target, source=None, fstype=None, data=None, flags=0, propagation=0,
                  attr_set=0, attr_clr=0, target_is_dir=1, mode=0, major=0, minor=0, uid=-1, gid=-1,
-                 copy_up=False, source_late=False):
+                 copy_up=False, source_late=False, idmap=None):
         self.kind, self.where, self.target, self.source = kind, where, target, source
         self.fstype, self.data = fstype, data
         self.flags, self.propagation, self.attr_set, self.attr_clr = flags, propagation, attr_set, attr_clr
         self.target_is_dir, self.mode, self.major, self.minor = target_is_dir, mode, major, minor
         self.uid, self.gid, self.copy_up, self.source_late = uid, gid, copy_up, source_late
+        self.idmap = idmap  # (uid mappings, gid mappings, recursive) of an idmapped bind
         self.resolve_flags = k.RESOLVE_NO_SYMLINKS if _kernel_fs_path(target) or fstype in ("proc", "sysfs") else 0
+
+
+def _idmap(cfg: Config, m, o, where: str):
+    """An idmapped bind mount's mappings: its own, or with only idmap/ridmap the container's
+    user namespace's, as runc does. None for a mount that is not idmapped."""
+    if not (o.idmap or m.uid_mappings):
+        return None
+    if m.type != "bind":
+        raise ConfigError("only bind mounts can be idmapped", f"{where}.options")
+    uid_maps, gid_maps = m.uid_mappings, m.gid_mappings
+    if not uid_maps:
+        if not cfg.uid_mappings:
+            raise ConfigError(f"{o.idmap} needs uidMappings and gidMappings, or a user namespace with mappings",
+                              f"{where}.options")
+        uid_maps, gid_maps = cfg.uid_mappings, cfg.gid_mappings
+    return uid_maps, gid_maps, o.idmap == "ridmap"
 
 
 def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layout: list[Hierarchy],
@@ -66,12 +83,13 @@ def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layo
         dest = normpath(m.destination)
         if m.type != "proc" and (dest == "/proc" or dest.startswith("/proc/")) and dest not in PROC_BINDS_ALLOWED:
             raise ConfigError(f"{shown(dest)} is in /proc: only proc may be mounted there", f"{where}.destination")
-        o = mountopts.parse(m.options, where + ".options")
+        o = mountopts.parse(m.options)
+        idmap = _idmap(cfg, m, o, where)
         if m.type == "bind":
             dev_bound |= dest == "/dev"
             ops.append(Op(OP_MOUNT, where, m.destination, source=m.source, flags=o.flags | k.MS_BIND,
                           propagation=o.propagation, attr_set=o.attr_set, attr_clr=o.attr_clr,
-                          target_is_dir=int(isdir(m.source))))
+                          target_is_dir=int(isdir(m.source)), idmap=idmap))
         elif m.type == "cgroup":
             ops += _cgroup_mount(where, m.destination, o, cgroup_dirs, cgroup_layout, cgroupns, cgroup_late)
         else:
@@ -172,6 +190,7 @@ def timens_offsets(offsets: dict) -> str | None:
 
 # The fd fields of struct oci_plan (tests/test_units.py checks this against the header).
 FD_FIELDS = ("shared_mntns_fd", "chroot_fd", "cgroup_v2_fd", "exec_fifo_fd", "lock_fd")
+OP_FD_FIELDS = ("source_fd", "userns_fd")  # given by stage 1, and by set_idmaps
 
 
 class Plan:
@@ -293,4 +312,21 @@ class Plan:
             c.attr_set, c.attr_clr, c.target_is_dir = op.attr_set, op.attr_clr, op.target_is_dir
             c.mode, c.major, c.minor, c.uid, c.gid = op.mode, op.major, op.minor, op.uid, op.gid
             c.copy_up, c.resolve_flags, c.source_late = int(op.copy_up), op.resolve_flags, int(op.source_late)
+            for name in OP_FD_FIELDS:
+                setattr(c, name, -1)
+            c.idmap_recursive = int(bool(op.idmap and op.idmap[2]))
         self.c.ops, self.c.nops = arr, len(ops)
+
+    def set_idmaps(self, ops: list[Op], fds: list[int]) -> None:
+        """The user namespace each idmapped bind takes its mappings from; one per mapping."""
+        from .idmap import userns_fd
+
+        made: dict = {}
+        for i, op in enumerate(ops):
+            if op.idmap:
+                uid_maps, gid_maps, _ = op.idmap
+                key = tuple(tuple((m.container_id, m.host_id, m.size) for m in maps) for maps in (uid_maps, gid_maps))
+                if key not in made:
+                    made[key] = userns_fd(uid_maps, gid_maps, op.where)
+                    fds.append(made[key])
+                self.c.ops[i].userns_fd = made[key]

@@ -127,9 +127,7 @@ class Spawn:
             self.stage1 = None
 
     def _write_id_maps(self, pid: int) -> None:
-        for name, maps, where in zip(("uid_map", "gid_map"), self.id_maps, ("linux.uidMappings", "linux.gidMappings")):
-            text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
-            _write_proc(pid, name, text, where)
+        write_id_maps(pid, self.id_maps, ("linux.uidMappings", "linux.gidMappings"))
 
     def kill(self) -> None:
         """Undo a half-done run: no process of it may survive."""
@@ -141,6 +139,13 @@ class Spawn:
                     posix.waitpid(pid, 0)
                 except (ProcessLookupError, ChildProcessError):
                     pass
+
+
+def write_id_maps(pid: int, id_maps, wheres) -> None:
+    """uid_map and gid_map of pid's user namespace, each mapping `containerID hostID size`."""
+    for name, maps, where in zip(("uid_map", "gid_map"), id_maps, wheres):
+        text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+        _write_proc(pid, name, text, where)
 
 
 def _write_proc(pid: int, name: str, text: str, where: str) -> None:
