@@ -13,6 +13,7 @@ handlers.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import io
@@ -255,6 +256,26 @@ class CriDaemon:
             if time.monotonic() > end:
                 raise AssertionError(f"containerd's CRI not ready after {timeout}s: {self.log_tail()}")
             time.sleep(0.2)
+
+    @contextlib.contextmanager
+    def serving(self, images_dir: Path, force_remove_pod, timeout=30.0):
+        """Started, in its network namespace, with the test images imported. At the end every pod
+        left is removed (`force_remove_pod(daemon, pod_id)`, for when CRI alone can't), then the
+        images, and the daemon is shut down."""
+        self.make_netns()
+        try:
+            self.start(timeout=timeout)
+            self.import_images(make_images(images_dir))
+            yield self
+        finally:
+            try:
+                if self.proc and self.proc.poll() is None and self.client:
+                    for p in self.client.pods():
+                        force_remove_pod(self, p.id)
+                    for img in (BUSYBOX_IMAGE, PAUSE_IMAGE):
+                        self.ctr("images", "rm", img, check=False)
+            finally:
+                self.shut_down()
 
     def shut_down(self) -> None:
         """Stop containerd, close the client and remove the network namespace."""

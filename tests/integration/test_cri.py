@@ -29,7 +29,7 @@ import pytest
 
 from integ_support import MARK, live_processes, mounts, reap_zombies, wait_for
 import cri_support
-from cri_support import (CGROOT, HANDLERS, CriDaemon, hierarchies, kubepods_present, load_api, make_images,
+from cri_support import (CGROOT, HANDLERS, CriDaemon, hierarchies, kubepods_present, load_api,
                          missing_tools, new_uid, remove_new_kubepods)
 
 grpc = pytest.importorskip("grpc", reason="grpcio not installed: run scripts/setup-integration")
@@ -49,22 +49,12 @@ def cri_daemon(integ_dir):
     api = load_api(integ_dir / "cri-stubs")
     d = CriDaemon(integ_dir, f"{MARK}-cri", api)
     kubepods0 = kubepods_present()
-    d.make_netns()
     try:
-        d.start()
-        d.import_images(make_images(integ_dir))
-        yield d
+        with d.serving(integ_dir, _force_remove_pod):
+            yield d
     finally:
-        try:
-            if d.proc and d.proc.poll() is None and d.client:
-                for p in d.client.pods():
-                    _force_remove_pod(d, p.id)
-                for img in (cri_support.BUSYBOX_IMAGE, cri_support.PAUSE_IMAGE):
-                    d.ctr("images", "rm", img, check=False)
-        finally:
-            d.shut_down()
-            reap_zombies()
-            remove_new_kubepods(kubepods0)
+        reap_zombies()
+        remove_new_kubepods(kubepods0)
 
 
 def _force_remove_pod(d: CriDaemon, pod_id: str) -> str | None:
