@@ -226,8 +226,14 @@ static int apply_scheduler(const struct oci_attrs *a, char *err, int errlen)
         .sched_deadline = a->sched_deadline,
         .sched_period = a->sched_period,
     };
-    if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0)
-        return fail(err, errlen, "process.scheduler: sched_setattr");
+    if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0) {
+        /* With RT group scheduling (cgroup v1 cpu.rt_runtime_us), a new cgroup has no real-time
+         * budget: say which field gives it one rather than a bare EPERM. */
+        int rt = a->sched_policy == SCHED_FIFO || a->sched_policy == SCHED_RR;
+        return fail(err, errlen, "process.scheduler: sched_setattr%s",
+                    errno == EPERM && rt ? " (a real-time policy in a cgroup with no real-time budget "
+                                           "needs linux.resources.cpu.realtimeRuntime)" : "");
+    }
     return 0;
 }
 

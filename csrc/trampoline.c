@@ -1017,8 +1017,13 @@ __attribute__((noreturn)) static void container_init(const struct oci_plan *p)
             die("%s", msg);
         }
     }
+    /* A session of its own, as runc gives every process it starts: the caller's terminal sends
+     * ^C to its foreground group, which reaches the container only through the runtime, and
+     * getpgrp() inside names a process the container can see. */
     if (slave >= 0)
         take_terminal(slave);
+    else if (setsid() < 0)
+        die("setsid");
     /* cwd resolved inside the container's root with no magic links: an fd the caller leaked
      * (/proc/self/fd/N) can't lead to a host directory. Entered again once we are the user, so
      * that the user's permission to be there is checked too. */

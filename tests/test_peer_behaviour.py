@@ -412,3 +412,19 @@ def test_device_path_with_a_trailing_slash(run_in):
     r = run_in(["stat", "-c", "%t:%T", "/dev/mydev"],
                linux={"devices": [{"path": "/dev/mydev/", "type": "c", "major": 1, "minor": 3}]})
     assert r.stdout == "1:3\n"
+
+
+STAT_IDS = "cut -d' ' -f1,5,6 /proc/$$/stat"  # the shell's pid, process group and session
+
+
+def test_init_and_exec_lead_a_session_of_their_own(rt, bundle, unique_id):
+    """As runc's: without a terminal too, the init and each exec'd process start a new session.
+    Otherwise ^C on the caller's terminal reaches the container's process group directly, and
+    getpgrp() inside reads 0 (a group leader outside the container's pid namespace)."""
+    rt("run", "--detach", "--bundle", bundle(["sh", "-c", f"{STAT_IDS} >/tmp/ids; exec sleep 1000"],
+                                         root={"readonly": False}), unique_id)
+    init = rt("exec", unique_id, "sh", "-c", "while [ ! -s /tmp/ids ]; do sleep 0.05; done; cat /tmp/ids").stdout
+    assert init.split() == ["1", "1", "1"], init
+    pid, pgrp, session = rt("exec", unique_id, "sh", "-c", STAT_IDS).stdout.split()
+    assert pid == pgrp == session, (pid, pgrp, session)
+    rt("delete", "--force", unique_id)
