@@ -1159,7 +1159,8 @@ __attribute__((noreturn)) static void stage1(struct oci_plan *p)
             die("%s", msg);
         }
     }
-    open_host_paths(p, 0);
+    if (!p->sources_in_userns)
+        open_host_paths(p, 0);
     /* Not for exec, which needs none of it: an exec'd process is visible in the container
      * before its execve, and should hold no fd of the host's that could be reached from there. */
     if (p->rootfs || p->exec_fifo_fd >= 0 || p->timens_offsets) {
@@ -1183,6 +1184,8 @@ __attribute__((noreturn)) static void stage1(struct oci_plan *p)
     }
     if (in_userns && (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0))
         die("user namespace: become root (is 0 mapped?)");
+    if (p->sources_in_userns)
+        open_host_paths(p, 0);
     if (p->timens_offsets)
         write_file("self/timens_offsets", p->timens_offsets, "linux.timeOffsets");
 

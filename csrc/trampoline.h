@@ -75,6 +75,9 @@ struct oci_plan {
     unsigned long root_propagation; /* applied to / before setup (MS_SLAVE|MS_REC by default) */
     unsigned long rootfs_propagation; /* linux.rootfsPropagation, applied after pivot, or 0 */
     int no_pivot;
+    /* 1 when the runtime is not root on the host (rootless): bind sources are copied in the
+     * new user and mount namespaces, the only ones where an unprivileged open_tree may clone */
+    int sources_in_userns;
     /* -1: the container has a mount namespace of its own (set up there, then pivot_root).
      * Otherwise the mount namespace the container shares (the runtime's, or one joined by
      * path), which must not change: the rootfs is set up in a private copy of it, and the init

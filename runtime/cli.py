@@ -29,12 +29,13 @@ commands:
   features print what this build supports on this host, as JSON
 
 global flags:
-  --root DIR          state directory (default /run/ocirun)
+  --root DIR          state directory (default /run/ocirun; $XDG_RUNTIME_DIR/ocirun for a user)
   --log FILE          also log to FILE
   --log-format FMT    text or json
   --debug             debug messages
   --systemd-cgroup    take linux.cgroupsPath as slice:prefix:name
-  --rootless VALUE    accepted for runc compatibility (true, false, auto)
+  --rootless VALUE    true, false or auto (rootless when not root on the host): only delegated
+                      cgroups, id maps beyond the caller's own through newuidmap/newgidmap
   --version, --help
 """
 
@@ -209,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not rest:
             raise UsageError("no command given (ocirun --help lists them)")
-        if "criu" in g or "rootless" in g:
-            log.debug("ignoring --criu/--rootless: accepted for runc compatibility")
+        if "criu" in g:
+            log.debug("ignoring --criu: accepted for runc compatibility")
         command, args = rest[0], rest[1:]
         if command == "exec":
             from .cgroups import warm_up
@@ -261,7 +262,13 @@ def _create_options(opts: dict, g: dict):
     return Options(bundle=opts.get("bundle") or ".", pid_file=opts.get("pid_file"),
                    console_socket=opts.get("console_socket"), no_pivot=opts.get("no_pivot", False),
                    no_new_keyring=opts.get("no_new_keyring", False), preserve_fds=int(preserve),
-                   systemd_cgroup=g.get("systemd_cgroup", False))
+                   systemd_cgroup=g.get("systemd_cgroup", False), rootless=_rootless(g))
+
+
+def _rootless(g: dict) -> bool:
+    from .rootless import enabled
+
+    return enabled(g.get("rootless", "auto"))
 
 
 def dispatch(command: str, root: str, opts: dict, g: dict) -> int:

@@ -16,14 +16,14 @@ from .spawn import Spawn
 
 class Options:
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring", "preserve_fds",
-                 "systemd_cgroup", "on_pty")
+                 "systemd_cgroup", "rootless", "on_pty")
 
     def __init__(self, bundle=".", pid_file=None, console_socket=None, no_pivot=False,
-                 no_new_keyring=False, preserve_fds=0, systemd_cgroup=False, on_pty=None):
+                 no_new_keyring=False, preserve_fds=0, systemd_cgroup=False, rootless=False, on_pty=None):
         self.on_pty = on_pty  # `run` without --console-socket keeps the pty master itself
         self.bundle, self.pid_file, self.console_socket = bundle, pid_file, console_socket
         self.no_pivot, self.no_new_keyring, self.preserve_fds = no_pivot, no_new_keyring, preserve_fds
-        self.systemd_cgroup = systemd_cgroup
+        self.systemd_cgroup, self.rootless = systemd_cgroup, rootless
 
 
 def create(root: str, container_id: str, opts: Options) -> state.Container:
@@ -40,6 +40,12 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
 
     hooks = _hooks_module(cfg)
     found = cgroups.hierarchies()
+    resources, device_rules = cfg.resources, cgroups.device_allows(cfg.devices)
+    if opts.rootless:
+        from . import rootless
+
+        found = rootless.usable_hierarchies(found, cfg.cgroups_path, container_id, resources)
+        resources, device_rules = {k: v for k, v in resources.items() if k != "devices"}, None
     cg = cgroups.manager(cfg.cgroups_path, container_id, opts.systemd_cgroup, found, cfg.annotations)
     dirs = cg.dirs
     c = state.new(root, container_id)
@@ -58,9 +64,8 @@ def create(root: str, container_id: str, opts: Options) -> state.Container:
         # wait (csrc/trampoline.h, cgroup_tasks_fds); with one, the parent joins it through
         # cgroup.procs and waits for an RCU grace period, as runc does.
         self_join = cfg.namespace("user") is None and cg.self_join
-        device_rules = cgroups.device_allows(cfg.devices)
         prepared = True
-        cg.prepare(cfg.resources, device_rules)
+        cg.prepare(resources, device_rules)
         if self_join:
             plan.set_cgroup_self_join(*cgroups.open_for_self_join(dirs, found, fds))
         spawn = Spawn(plan, None if self_join else cg.place, (cfg.uid_mappings, cfg.gid_mappings),
@@ -180,6 +185,7 @@ def build_plan(cfg, opts, container, cg, found, fds: list[int]) -> Plan:
         # always recursive: a shared mount left below / would carry the rootfs bind to the host
         c.root_propagation = PROPAGATION.get(prop, kernel.MS_SLAVE) | kernel.MS_REC
     c.no_pivot = int(opts.no_pivot)
+    c.sources_in_userns = int(in_userns and posix.geteuid() != 0)
     mount_ns = cfg.namespace("mount")
     if mount_ns is None:  # the runtime's own mount namespace, which the init goes back to
         c.shared_mntns_fd = posix.open("/proc/self/ns/mnt", posix.O_RDONLY | posix.O_CLOEXEC)
@@ -193,13 +199,20 @@ def build_plan(cfg, opts, container, cg, found, fds: list[int]) -> Plan:
     if late and mount_ns is not None and mount_ns.path and any(m.type == "cgroup" for m in cfg.mounts):
         raise ConfigError("a cgroup mount with --systemd-cgroup in a joined mount namespace needs a cgroup "
                           "namespace of the container's own", "linux.namespaces")
-    ops = rootfs_ops(cfg, in_userns, cg.dirs, found, bool(c.new_cgroupns), late)
+    # rootless podman starts the runtime as root of a user namespace it made, and gives a config
+    # with none: mknod is refused there too
+    ops = rootfs_ops(cfg, in_userns or opts.rootless, cg.dirs, found, bool(c.new_cgroupns), late)
     p.set_ops(ops)
     p.set_idmaps(ops, fds)
     c.hostname, c.domainname = p.str(cfg.hostname), p.str(cfg.domainname)
     c.loopback_up = int(any(ns.type == "network" for ns in new))
     c.new_keyring = int(not opts.no_new_keyring)
-    p.set_process(cfg.process)
+    if opts.rootless:
+        from .rootless import setgroups_denied
+
+        p.set_process(cfg.process, setgroups=not setgroups_denied(cfg.gid_mappings))
+    else:
+        p.set_process(cfg.process)
     p.set_seccomp(cfg.seccomp)
     if cfg.attrs is not None:
         from . import attrs

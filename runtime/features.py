@@ -1,7 +1,7 @@
 """`ocirun features`: what this build supports on this host (features.md), found out, not assumed."""
 import os
 
-from . import __version__, attrs, cgroups, kernel, mountopts
+from . import __version__, attrs, cgroups, kernel, mountopts, rootless
 from .config import HOOK_PHASES
 
 
@@ -31,7 +31,13 @@ def features() -> dict:
             "mountExtensions": {"idmap": {"enabled": True}},  # MOUNT_ATTR_IDMAP: kernel 5.12
             "netDevices": {"enabled": _importable("pyroute2")},  # runtime/netdevices.py
         },
-        "annotations": {"io.github.ocirun.version": __version__},
+        "annotations": {
+            "io.github.ocirun.version": __version__,
+            # rootless.py: own-id maps always; wider ones only through Debian's uidmap helpers
+            "io.github.ocirun.rootless.enabled": "true",
+            "io.github.ocirun.rootless.idmapHelpers": str(all(map(rootless.helper_path, rootless.HELPERS.values()))).lower(),
+            "io.github.ocirun.checkpoint.enabled": "false",  # no CRIU support yet
+        },
     }
 
 

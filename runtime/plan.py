@@ -87,8 +87,14 @@ def rootfs_ops(cfg: Config, in_userns: bool, cgroup_dirs: list[str], cgroup_layo
         idmap = _idmap(cfg, m, o, where)
         if m.type == "bind":
             dev_bound |= dest == "/dev"
+            attr_set = o.attr_set
+            if o.flags & k.MS_REC and o.flags & k.MS_RDONLY and not o.attr_clr & k.MOUNT_ATTR_RDONLY:
+                # ro on an rbind is read-only all the way down (as Docker 25's): a host submount,
+                # such as /sys/fs/cgroup under a /sys bind, must not be writable through it (the
+                # CVE-2023-25809 class)
+                attr_set |= k.MOUNT_ATTR_RDONLY
             ops.append(Op(OP_MOUNT, where, m.destination, source=m.source, flags=o.flags | k.MS_BIND,
-                          propagation=o.propagation, attr_set=o.attr_set, attr_clr=o.attr_clr,
+                          propagation=o.propagation, attr_set=attr_set, attr_clr=o.attr_clr,
                           target_is_dir=int(isdir(m.source)), idmap=idmap))
         elif m.type == "cgroup":
             ops += _cgroup_mount(where, m.destination, o, cgroup_dirs, cgroup_layout, cgroupns, cgroup_late)
@@ -246,8 +252,9 @@ class Plan:
             arr[i].fd, arr[i].type = fd, ns_type
         self.c.joins, self.c.njoins = arr, len(joins)
 
-    def set_process(self, proc) -> None:
-        """The process fields: program, environment, user, limits, capabilities, terminal."""
+    def set_process(self, proc, setgroups: bool = True) -> None:
+        """The process fields: program, environment, user, limits, capabilities, terminal.
+        setgroups: False where the user namespace refuses setgroups(2) (rootless.py)."""
         c = self.c
         env = list(proc.env)
         # Without HOME the init sets it from the container's /etc/passwd, as runc does; "/"
@@ -263,7 +270,10 @@ class Plan:
         groups = self.array("unsigned int", len(u.additional_gids))
         for i, g in enumerate(u.additional_gids):
             groups[i] = g
-        c.groups, c.ngroups, c.set_groups = groups, len(u.additional_gids), 1
+        if u.additional_gids and not setgroups:
+            raise ConfigError("the user namespace refuses setgroups: its gid map is the caller's own gid "
+                              "alone, written without newgidmap", "process.user.additionalGids")
+        c.groups, c.ngroups, c.set_groups = groups, len(u.additional_gids), int(setgroups)
         c.umask = -1 if u.umask is None else u.umask
         rl = self.array("struct oci_rlimit", len(proc.rlimits))
         for i, r in enumerate(proc.rlimits):

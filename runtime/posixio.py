@@ -6,6 +6,8 @@ operations they use are here.
 """
 from posix import O_CLOEXEC, O_PATH, close, getcwd, open as _open, readlink, rename, stat, unlink
 
+from .errors import OciError
+
 _S_IFMT, _S_IFDIR = 0o170000, 0o040000
 
 
@@ -22,6 +24,25 @@ def isdir(path: str) -> bool:
         return stat(path).st_mode & _S_IFMT == _S_IFDIR
     except OSError:
         return False
+
+
+def in_user_ns() -> bool:
+    """Whether this process is in a user namespace other than the host's (whose uid 0 maps the
+    whole id range)."""
+    try:
+        with open("/proc/self/uid_map", "rb") as f:
+            return f.read().split() != [b"0", b"0", b"4294967295"]
+    except OSError:
+        return False
+
+
+def write_file(path: str, text: str, where: str) -> None:
+    """Write text to an existing file (a /proc or cgroup file); a failure names `where`."""
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as e:
+        raise OciError(f"write {path}: {e.strerror}", where) from None
 
 
 def write_atomically(path: str, text: str) -> None:

@@ -10,6 +10,7 @@ import posix
 
 from . import sync
 from .errors import OciError
+from .posixio import write_file
 
 
 class Spawn:
@@ -66,7 +67,7 @@ class Spawn:
                 self.pid = value
                 self._reap_stage1()
                 if self.oom_score_adj is not None:
-                    _write_proc(value, "oom_score_adj", str(self.oom_score_adj), "process.oomScoreAdj")
+                    write_file(f"/proc/{value}/oom_score_adj", str(self.oom_score_adj), "process.oomScoreAdj")
                 if self.place_in_cgroup:
                     self.place_in_cgroup(value)
                 self._answer(sock, sync.CGROUP_DONE, value)
@@ -143,14 +144,7 @@ class Spawn:
 
 def write_id_maps(pid: int, id_maps, wheres) -> None:
     """uid_map and gid_map of pid's user namespace, each mapping `containerID hostID size`."""
+    from .rootless import write_id_map
+
     for name, maps, where in zip(("uid_map", "gid_map"), id_maps, wheres):
-        text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
-        _write_proc(pid, name, text, where)
-
-
-def _write_proc(pid: int, name: str, text: str, where: str) -> None:
-    try:
-        with open(f"/proc/{pid}/{name}", "w") as f:
-            f.write(text)
-    except OSError as e:
-        raise OciError(f"write /proc/{pid}/{name}: {e.strerror}", where) from None
+        write_id_map(pid, name, maps, where)

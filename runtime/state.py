@@ -20,7 +20,7 @@ is "creating" while its lock is held, and "stopped" (a create that died: delete 
 import posix
 
 from . import jsonio
-from .posixio import exists, isdir, join, write_atomically
+from .posixio import exists, in_user_ns, isdir, join, write_atomically
 from .errors import OciError
 
 OCI_VERSION = "1.3.0"
@@ -33,10 +33,14 @@ LOCK_WAIT = 30.0  # seconds a command waits for another one's lock on the contai
 
 
 def default_root() -> str:
-    if posix.geteuid() == 0:
+    """/run/ocirun for root; a user's $XDG_RUNTIME_DIR/ocirun, also as root in a user namespace
+    of the user's own (rootless podman runs the runtime so), as runc decides."""
+    env = posix.environ
+    runtime_dir = env.get(b"XDG_RUNTIME_DIR", b"").decode()
+    if posix.geteuid() == 0 and not (runtime_dir and env.get(b"USER", b"") != b"root" and in_user_ns()):
         return "/run/ocirun"
-    runtime_dir = posix.environ.get(b"XDG_RUNTIME_DIR", b"").decode() or f"/run/user/{posix.geteuid()}"
-    return join(runtime_dir, "ocirun")
+    return join(runtime_dir or f"/run/user/{posix.geteuid()}", "ocirun")
+
 
 
 def check_id(container_id: str) -> None:

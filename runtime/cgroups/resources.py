@@ -178,7 +178,8 @@ def apply(dirs: list[str], resources: dict, update: bool = False, devices=()) ->
     """Write `resources` (linux.resources) into the container's cgroup directories; returns
     the writes made (the systemd driver sets their unit properties from them).
 
-    devices: the config's `linux.devices` as allow rules (`devices.device_allows`), always allowed.
+    devices: the config's `linux.devices` as allow rules (`devices.device_allows`), always allowed;
+    None: no device cgroup at all (rootless: neither v1's files nor v2's eBPF are the user's).
     update: an `update` of a running container: only the fields given change, the device rules
     only when `devices` is given, and memory.checkBeforeUpdate applies.
     """
@@ -196,7 +197,7 @@ def plan(dirs: list[str], resources: dict, update: bool = False, devices=()) -> 
     layout = Layout(dirs)
     ops: list = []
     _cpuset(layout, _section(resources, "cpu"), ops)
-    if "devices" in resources or not update:
+    if devices is not None and ("devices" in resources or not update):
         _devices(layout, resources.get("devices"), devices, update, ops)
     _memory(layout, _section(resources, "memory"), update, ops)
     _cpu(layout, _section(resources, "cpu"), ops)
