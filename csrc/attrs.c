@@ -1,6 +1,6 @@
 /* The remaining process and linux settings (attrs.h), applied by the container's processes.
  *
- * runtime/attrs.py has checked and converted every value; what is left to fail here is what
+ * ocirun/attrs.py has checked and converted every value; what is left to fail here is what
  * only the kernel can refuse. Each failure is reported as one line naming the config field.
  */
 #define _GNU_SOURCE

@@ -1,4 +1,4 @@
-/* The remaining process and linux settings, computed and checked by runtime/attrs.py and
+/* The remaining process and linux settings, computed and checked by ocirun/attrs.py and
  * carried out here, in the container's processes, between clone and execve:
  *
  *   linux.sysctl            written through a private procfs instance (never the container's /proc)

@@ -1,4 +1,4 @@
-/* Thin wrappers around bpf(2) for the cgroup v2 device filter (runtime/cgroups/bpf.py).
+/* Thin wrappers around bpf(2) for the cgroup v2 device filter (ocirun/cgroups/bpf.py).
  *
  * Like trampoline.h, this header is read by the C compiler and by cffi's cdef: plain
  * declarations only. Every function returns what the syscall returns (a new fd, or 0), or -errno.

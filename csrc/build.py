@@ -1,4 +1,4 @@
-"""cffi build script (API mode, out of line): compiles csrc/ into runtime._trampoline."""
+"""cffi build script (API mode, out of line): compiles csrc/ into ocirun._trampoline."""
 import os
 
 from cffi import FFI
@@ -16,7 +16,7 @@ for part in PARTS:
     with open(os.path.join(here, f"{part}.h")) as header:
         ffibuilder.cdef(header.read())
 ffibuilder.set_source(
-    "runtime._trampoline",
+    "ocirun._trampoline",
     "".join(f'#include "{part}.h"\n' for part in PARTS),
     sources=[os.path.relpath(os.path.join(here, f"{part}.c")) for part in PARTS],
     include_dirs=[os.path.relpath(here)],

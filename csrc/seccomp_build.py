@@ -1,6 +1,6 @@
-"""cffi build script (API mode, out of line): libseccomp bindings as runtime._seccomp.
+"""cffi build script (API mode, out of line): libseccomp bindings as ocirun._seccomp.
 
-The seccomp filter of a container is compiled in the ocirun process (runtime/seccomp.py) with
+The seccomp filter of a container is compiled in the ocirun process (ocirun/seccomp.py) with
 libseccomp into a classic-BPF program; the container init only hands that program to seccomp(2).
 This module exposes the part of libseccomp's API that compilation needs, the notify API
 (receive/respond, for tests and seccomp agents), and a few small C helpers:
@@ -11,7 +11,7 @@ This module exposes the part of libseccomp's API that compilation needs, the not
   ocirun_seccomp_flags_supported(fl)      0 when this kernel accepts these filter flags, -errno
   ocirun_seccomp_action_available(act)    0 when this kernel knows the SECCOMP_RET_* action
 
-`python3 csrc/seccomp_build.py` builds the module in place (runtime/_seccomp.*.so at the repo
+`python3 csrc/seccomp_build.py` builds the module in place (ocirun/_seccomp.*.so at the repo
 root); setup.py builds it through its `cffi_modules` list.
 """
 import os
@@ -268,7 +268,7 @@ static int ocirun_seccomp_action_available(uint32_t action)
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
-    "runtime._seccomp",
+    "ocirun._seccomp",
     SOURCE,
     libraries=["seccomp"],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter",
@@ -276,6 +276,6 @@ ffibuilder.set_source(
 )
 
 if __name__ == "__main__":
-    # Build in place: runtime/_seccomp.c and runtime/_seccomp.*.so under the repo root, so
-    # `import runtime._seccomp` works from a checkout.
+    # Build in place: ocirun/_seccomp.c and ocirun/_seccomp.*.so under the repo root, so
+    # `import ocirun._seccomp` works from a checkout.
     ffibuilder.compile(tmpdir=os.path.dirname(here), verbose=True)

@@ -1,7 +1,7 @@
 /* The parent <-> child sync protocol over a SOCK_SEQPACKET socketpair.
  *
  * Every message is one packet: a struct oci_msg header, then (for SYNC_ERROR) the error text;
- * SYNC_PTY carries the pty master as SCM_RIGHTS. The numbers are mirrored in runtime/sync.py,
+ * SYNC_PTY carries the pty master as SCM_RIGHTS. The numbers are mirrored in ocirun/sync.py,
  * and tests/test_units.py checks the two agree.
  *
  *   parent (ocirun)                 stage 1                        init (or exec'd process)

@@ -3,7 +3,7 @@
  * This header is read twice: by the C compiler, and by cffi's cdef (runtime's build step),
  * so it holds only plain declarations: no #include, no macros, no inline code.
  * Every string is NUL-terminated; every array comes with its count.
- * The sync protocol is documented in csrc/sync.h and runtime/sync.py.
+ * The sync protocol is documented in csrc/sync.h and ocirun/sync.py.
  */
 
 /* What to do to the rootfs, in order, before pivot_root. Paths are inside the rootfs. */
@@ -118,7 +118,7 @@ struct oci_plan {
     unsigned long long cap_ambient;
     int last_cap;
 
-    /* seccomp: a BPF program compiled by the parent (runtime/seccomp.py), installed last */
+    /* seccomp: a BPF program compiled by the parent (ocirun/seccomp.py), installed last */
     const unsigned char *seccomp_prog; /* struct sock_filter[seccomp_len], or NULL */
     int seccomp_len;
     unsigned int seccomp_flags;       /* SECCOMP_FILTER_FLAG_* */

@@ -33,7 +33,7 @@ from pathlib import Path
 
 # The default config is ocirun's own (`ocirun spec`), read from this checkout's sources.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from runtime import default_spec as _default_spec  # noqa: E402
+from ocirun import default_spec as _default_spec  # noqa: E402
 
 BUSYBOX = os.environ.get("OCIRUN_BUSYBOX", "/bin/busybox")
 LAYOUT_VERSION = 1

@@ -1,4 +1,4 @@
-"""The remaining process and linux settings (runtime/attrs.py, csrc/attrs.c): linux.sysctl,
+"""The remaining process and linux settings (ocirun/attrs.py, csrc/attrs.c): linux.sysctl,
 linux.personality, process.scheduler, process.ioPriority, process.execCPUAffinity,
 linux.memoryPolicy; and the refusals of check_lsm / check_intel_rdt.
 
@@ -18,8 +18,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from runtime import attrs  # noqa: E402
-from runtime.errors import ConfigError  # noqa: E402
+from ocirun import attrs  # noqa: E402
+from ocirun.errors import ConfigError  # noqa: E402
 
 NS = ("pid", "network", "ipc", "uts", "mount")
 
@@ -236,11 +236,11 @@ def test_wanted():
 
 
 def test_module_imports_nothing_heavy():
-    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); before = set(sys.modules); import runtime.attrs; "
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); before = set(sys.modules); import ocirun.attrs; "
             "print(sorted(set(sys.modules) - before))")
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     new = set(eval(out.stdout))
-    assert new <= {"runtime", "runtime.attrs", "runtime.errors"}, new
+    assert new <= {"ocirun", "ocirun.attrs", "ocirun.errors"}, new
 
 
 # ---- unit: LSMs and Intel RDT ----------------------------------------------------------------
@@ -302,7 +302,7 @@ def test_unconfined_and_empty_ask_nothing(monkeypatch, on):
 
 
 def test_mount_label_is_a_context_option():
-    from runtime.plan import with_mount_label
+    from ocirun.plan import with_mount_label
 
     label = "system_u:object_r:container_file_t:s0:c1,c2"
     assert with_mount_label("size=64k", "tmpfs", label) == f'size=64k,context="{label}"'
@@ -334,7 +334,7 @@ def test_header_is_cdef_able():
 
 def _built():
     try:
-        from runtime import _trampoline
+        from ocirun import _trampoline
     except ImportError:
         return None
     return _trampoline if hasattr(_trampoline.lib, "oci_apply_attrs") else None
@@ -343,8 +343,8 @@ def _built():
 def test_fill_builds_the_struct():
     t = _built()
     if t is None:
-        pytest.skip("runtime._trampoline with csrc/attrs.c is not built in this checkout")
-    from runtime.plan import Plan
+        pytest.skip("ocirun._trampoline with csrc/attrs.c is not built in this checkout")
+    from ocirun.plan import Plan
 
     p = Plan(t.ffi)
     assert attrs.fill(p, None) == t.ffi.NULL
@@ -376,7 +376,7 @@ def _runtime_has_attrs(runtime_bin: str) -> bool:
     if not first.startswith("#!") or "python" not in first:
         return True
     interp = first[2:].split()[0]
-    r = subprocess.run([interp, "-c", "import runtime._trampoline as t; print(hasattr(t.lib, 'oci_apply_attrs'))"],
+    r = subprocess.run([interp, "-c", "import ocirun._trampoline as t; print(hasattr(t.lib, 'oci_apply_attrs'))"],
                        cwd="/", capture_output=True, text=True)
     return r.stdout.strip() == "True"
 
@@ -689,7 +689,7 @@ def test_intel_rdt_without_resctrl(rt, bundle, unique_id):
 
 FALLBACK_SCRIPT = r'''
 import ctypes, struct, sys
-from runtime._trampoline import ffi, lib
+from ocirun._trampoline import ffi, lib
 
 libc = ctypes.CDLL(None, use_errno=True)
 # A new mount and ipc namespace: nothing here reaches the host.

@@ -2,7 +2,7 @@
 ps, events, device rules (v1 here; the v2 eBPF filter on a scratch cgroup of the cgroup2 mount).
 
 update/pause/resume/ps/events go through the CLI once it has those commands, and through
-runtime.cgroup_commands in this process (same state root) until then. Resources are written with
+ocirun.cgroup_commands in this process (same state root) until then. Resources are written with
 cgroups.apply before `start`, as create does (`_apply_config`): that stays correct once create
 applies them itself (writing the same values twice changes nothing).
 """
@@ -14,8 +14,8 @@ import time
 import pytest
 
 from ocitest_conftest import MARK, find_cgroup_dirs
-from runtime import cgroup_commands, cgroups, state
-from runtime.errors import OciError
+from ocirun import cgroup_commands, cgroups, state
+from ocirun.errors import OciError
 
 SLEEP = ["sleep", "1000"]
 # Most tests read the v1 files of this project's hybrid machines; the v2 device filter tests don't.
@@ -378,9 +378,9 @@ def test_bad_device_rule_is_refused(rt, cg, bundle, unique_id):
 
 @pytest.fixture(scope="module")
 def bpf_lib(tmp_path_factory):
-    """(ffi, lib) with csrc/bpf.c: runtime._trampoline when it was built with it, else built here."""
+    """(ffi, lib) with csrc/bpf.c: ocirun._trampoline when it was built with it, else built here."""
     try:
-        from runtime._trampoline import ffi, lib
+        from ocirun._trampoline import ffi, lib
         if hasattr(lib, "oci_bpf_prog_load"):
             return ffi, lib
     except ImportError:
@@ -432,7 +432,7 @@ def _open_in(cgroup_dir: str, path: str) -> str:
 
 
 def test_v2_device_program_is_enforced_and_replaced(bpf_lib, scratch_v2, monkeypatch):
-    from runtime.cgroups import bpf, devices as dev, resources
+    from ocirun.cgroups import bpf, devices as dev, resources
 
     monkeypatch.setattr(bpf, "override", bpf_lib)
     v2 = resources.describe(scratch_v2)
@@ -454,7 +454,7 @@ def test_v2_device_program_is_enforced_and_replaced(bpf_lib, scratch_v2, monkeyp
 
 
 def test_v2_device_program_passes_the_verifier_for_many_rules(bpf_lib, monkeypatch):
-    from runtime.cgroups import bpf, devices as dev
+    from ocirun.cgroups import bpf, devices as dev
 
     monkeypatch.setattr(bpf, "override", bpf_lib)
     many = [{"allow": False, "access": "rwm"}] + [

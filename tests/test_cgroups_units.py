@@ -9,10 +9,10 @@ import os
 
 import pytest
 
-from runtime import cgroup_commands, cgroups
-from runtime.cgroups import devices as dev
-from runtime.cgroups import freezer, resources, usage
-from runtime.errors import ConfigError, OciError
+from ocirun import cgroup_commands, cgroups
+from ocirun.cgroups import devices as dev
+from ocirun.cgroups import freezer, resources, usage
+from ocirun.errors import ConfigError, OciError
 
 UNLIMITED_V1 = "9223372036854771712"
 COMMON_V1 = {"cgroup.procs": "", "tasks": "", "notify_on_release": "0", "cgroup.clone_children": "0"}
@@ -950,9 +950,9 @@ def test_cgroups_package_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys; import runtime.cgroups, runtime.cgroup_commands; "
-            "bad = [m for m in ('json', 'subprocess', 'dataclasses', 'runtime.cgroups.resources', "
-            "'runtime.cgroups.usage', 'runtime.cgroups.bpf') if m in sys.modules]; print(bad)")
+    code = ("import sys; import ocirun.cgroups, ocirun.cgroup_commands; "
+            "bad = [m for m in ('json', 'subprocess', 'dataclasses', 'ocirun.cgroups.resources', "
+            "'ocirun.cgroups.usage', 'ocirun.cgroups.bpf') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.stdout.strip() == "[]", out.stderr

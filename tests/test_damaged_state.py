@@ -6,7 +6,7 @@ error"), exit non-zero, and `delete -f` must still clean up what it can find; `l
 must answer and report what is really there. The autouse leak guard checks that nothing
 (process, cgroup, mount, fifo, state directory) is left behind.
 
-The state store (runtime/state.py): ROOT/ID/ (its flock is the container's lock),
+The state store (ocirun/state.py): ROOT/ID/ (its flock is the container's lock),
 ROOT/ID/init.json (the cgroups, then the init's pid, written by create as it goes),
 ROOT/ID/state.json (written when create has finished), ROOT/ID/exec.fifo (until start).
 """
@@ -118,7 +118,7 @@ def _assert_cleaned(rt, cid, pid, bundle_name):
 def _check_list_names(rt, cid, path):
     """`list` exits 0 without a traceback and does not hang; the damaged container is either
     listed or named in a warning on stderr (which of the two is ocirun's choice, being
-    settled in runtime/cli.py: either is fine, silently leaving it out is not)."""
+    settled in ocirun/cli.py: either is fine, silently leaving it out is not)."""
     for args in (("list",), ("list", "--format", "json"), ("list", "-q")):
         r = rt(*args, check=False, timeout=10)
         assert r.returncode == 0, f"{' '.join(args)} exited {r.returncode}: {r.stderr}"

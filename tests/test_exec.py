@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from runtime import attrs
+from ocirun import attrs
 
 NS_LIST = 'for f in /proc/self/ns/*; do echo "${f##*/} $(readlink $f)"; done'
 ALL_NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup")
@@ -145,6 +145,14 @@ def test_exec_env(rt, running):
     assert "EMPTY=" in out
     assert "TERM=xterm" in out  # the config's env is kept
     assert not any(ln.startswith("OCIRUN_TEST_CANARY") for ln in out), "the caller's env leaked in"
+
+
+def test_exec_env_replaces_the_configs_variable(rt, running):
+    """--env PATH=... replaces the config's PATH instead of following it, where the first one
+    would win (crun's exec-add-environment_variable)."""
+    cid, _ = running()
+    out = rt("exec", "--env", "PATH=/usr/bin:/bin", "--env", "TERM=dumb", cid, "env").stdout.splitlines()
+    assert [ln for ln in out if ln.startswith(("PATH=", "TERM="))] == ["PATH=/usr/bin:/bin", "TERM=dumb"], out
 
 
 def test_exec_cwd(rt, running):

@@ -52,8 +52,8 @@ import busybox_bundle
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from runtime import _schemas  # noqa: E402
-from runtime import cli as _cli  # noqa: E402
+from ocirun import _schemas  # noqa: E402
+from ocirun import cli as _cli  # noqa: E402
 
 SEED = int(os.environ.get("OCIRUN_FUZZ_SEED", "20240611"))
 CONFIG_EXAMPLES = int(os.environ.get("OCIRUN_FUZZ_CONFIG_EXAMPLES", "400"))
@@ -263,7 +263,7 @@ _memo: dict = {}
 
 
 def from_schema(s: dict, path: tuple):
-    """Values shaped by one compiled schema node (runtime/_schemas.py): mostly valid, at the
+    """Values shaped by one compiled schema node (ocirun/_schemas.py): mostly valid, at the
     edges of what is valid, sometimes just past them. Path segments: a key, or "*"."""
     key = (id(s), path)
     if key not in _memo:
@@ -1130,8 +1130,8 @@ def cli_lane(lane: Lane, examples: int, seed_value: int, **over) -> None:
 
 def inprocess_lane(examples: int, seed_value: int, **over) -> None:
     """What exec can't carry (a NUL byte): the parser and the id check, in this process."""
-    from runtime.errors import OciError
-    from runtime.state import check_id
+    from ocirun.errors import OciError
+    from ocirun.state import check_id
 
     @seed(seed_value)
     @_settings(examples, **over)

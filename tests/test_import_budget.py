@@ -36,12 +36,12 @@ import pytest
 
 FORBIDDEN = ("jsonschema", "pyroute2", "re", "json", "enum", "typing", "argparse", "subprocess", "socket",
              "dataclasses", "inspect", "ctypes", "logging", "importlib.metadata", "pkg_resources",
-             "fastjsonschema", "os", "jeepney", "runtime.cgroups.systemd")
+             "fastjsonschema", "os", "jeepney", "ocirun.cgroups.systemd")
 # Runtime modules the default config (no hooks, no terminal) has no use for, per command:
 # each is imported only by the option that needs it.
 NOT_NEEDED = {
-    "create": ("runtime.hooks", "runtime.console", "runtime.exec", "runtime.cgroups.freezer"),
-    "run": ("runtime.hooks", "runtime.console", "runtime.exec", "runtime.cgroups.freezer"),
+    "create": ("ocirun.hooks", "ocirun.console", "ocirun.exec", "ocirun.cgroups.freezer"),
+    "run": ("ocirun.hooks", "ocirun.console", "ocirun.exec", "ocirun.cgroups.freezer"),
 }
 BUDGET_US = 2000
 REPEATS = 3
@@ -51,10 +51,20 @@ LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)\s*$")
 
 # --- running a command under -X importtime --------------------------------------------------
 
-def _interpreter(script: str) -> str | None:
-    """The interpreter on the script's #! line, or None when it is not a Python script."""
-    with open(script, "rb") as f:
-        line = f.readline().decode(errors="replace").strip()
+def _command(runtime_bin: str) -> tuple[str, str] | None:
+    """(interpreter, script) that the installed command runs with -I -S: the launcher
+    (csrc/launcher.c) runs PREFIX/bin/python3 on the package's __main__.py; a `#!` Python
+    script (an older install) names its interpreter on its first line. None for anything else
+    (OCIRUN_TEST_RUNTIME=runc)."""
+    with open(runtime_bin, "rb") as f:
+        head = f.readline()
+    if head.startswith(b"\x7fELF"):
+        prefix = Path(os.path.realpath(runtime_bin)).parent.parent
+        mains = sorted(prefix.glob("lib/python*/*-packages/ocirun/__main__.py"))
+        if (prefix / "bin/python3").exists() and mains:
+            return str(prefix / "bin/python3"), str(mains[0])
+        return None
+    line = head.decode(errors="replace").strip()
     if not line.startswith("#!") or "python" not in line:
         return None
     words = line[2:].split()
@@ -62,15 +72,20 @@ def _interpreter(script: str) -> str | None:
         words = words[1:]
         while words and words[0].startswith("-"):
             words = words[1:]
-    return words[0] if words else None
+    return (words[0], runtime_bin) if words else None
 
 
 @pytest.fixture(scope="module")
-def python(runtime_bin) -> str:
-    py = _interpreter(runtime_bin)
-    if py is None:
-        pytest.skip(f"{runtime_bin} is not a Python script: no import budget to check")
-    return py
+def command_line(runtime_bin) -> tuple[str, str]:
+    found = _command(runtime_bin)
+    if found is None:
+        pytest.skip(f"{runtime_bin} is not ocirun's launcher or a Python script: no import budget to check")
+    return found
+
+
+@pytest.fixture(scope="module")
+def python(command_line) -> str:
+    return command_line[0]
 
 
 class Imports:
@@ -124,7 +139,7 @@ def baseline(python) -> set[str]:
 def _runtime_sources(runtime_bin: str) -> Path | None:
     """The installed runtime package, found as the script finds it (PREFIX/lib/pythonX.Y/...)."""
     prefix = Path(os.path.realpath(runtime_bin)).parent.parent
-    for d in sorted(prefix.glob("lib/python*/*-packages/runtime")):
+    for d in sorted(prefix.glob("lib/python*/*-packages/ocirun")):
         return d
     return None
 
@@ -165,12 +180,13 @@ def _wait_gone(pid: int, timeout: float = 10) -> None:
     raise AssertionError(f"pid {pid} still running after {timeout}s")
 
 
-def _measure(command: str, *, rt, bundle, new_id, runtime_bin, python, tmp_path) -> list[Imports]:
+def _measure(command: str, *, rt, bundle, new_id, command_line, tmp_path) -> list[Imports]:
     """Run `command` REPEATS times under -X importtime (each against a fresh container where it
     needs one; the other steps run plainly through the rt fixture); return the trees."""
     trees = []
     root = ["--root", str(rt.state_root)]
-    base = [runtime_bin, *root]
+    python, script = command_line
+    base = [script, *root]
     sleeper = bundle(["/bin/sleep", "60"])
     for i in range(REPEATS):
         tag = f"{command}-{i}"
@@ -204,8 +220,8 @@ def _measure(command: str, *, rt, bundle, new_id, runtime_bin, python, tmp_path)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_import_budget(command, rt, bundle, new_id, runtime_bin, python, baseline, tmp_path):
-    trees = _measure(command, rt=rt, bundle=bundle, new_id=new_id, runtime_bin=runtime_bin, python=python,
+def test_import_budget(command, rt, bundle, new_id, runtime_bin, command_line, baseline, tmp_path):
+    trees = _measure(command, rt=rt, bundle=bundle, new_id=new_id, command_line=command_line,
                      tmp_path=tmp_path)
     problems = []
     pkg = None
@@ -228,7 +244,7 @@ def test_import_budget(command, rt, bundle, new_id, runtime_bin, python, baselin
         what = f"{' -> '.join(chain)} ({cum / 1000:.1f} ms cumulative)"
         if under:
             what += "; it brings in " + ", ".join(' -> '.join(c[c.index(outer):]) for c in under)
-        if len(chain) == 1 or not chain[0].startswith("runtime"):
+        if len(chain) == 1 or not chain[0].startswith("ocirun"):
             who = _who_imports(pkg, chain[0])
             if who:
                 what += ("\n      at the top of the import tree: imported by bin/ocirun itself or inside a function; "
@@ -238,7 +254,7 @@ def test_import_budget(command, rt, bundle, new_id, runtime_bin, python, baselin
     names = set().union(*(t.modules for t in trees)) - baseline
     for name in sorted(names):
         runs = [t.modules[name] for t in trees if name in t.modules]
-        if name == "runtime" or name.startswith("runtime."):
+        if name == "ocirun" or name.startswith("ocirun."):
             cost, kind = min(r[0] for r in runs), "by itself"
         else:
             cost, kind = min(r[1] for r in runs), "cumulative"
@@ -258,13 +274,24 @@ def test_import_budget(command, rt, bundle, new_id, runtime_bin, python, baselin
                           + ", ".join(imported))
 
 
-def test_entry_point_is_isolated(runtime_bin, python):
-    """The installed script starts the interpreter with -I -S (isolated, no site scan): the
-    start-up budget above assumes it (pip drops the flags; scripts/setup puts them back)."""
-    with open(runtime_bin, "rb") as f:
-        words = f.readline().decode(errors="replace").split()[1:]
-    flags = "".join(w[1:] for w in words if w.startswith("-") and not w.startswith("--"))
-    assert "I" in flags and "S" in flags, f"{runtime_bin}: #! line lacks -I -S: {' '.join(words)}"
+def test_entry_point_is_isolated(rt, bundle, unique_id, runtime_bin, command_line):
+    """The installed command runs as `python -I -S` (isolated, no site scan): the start-up
+    budget above assumes it. Seen on a live `run`: its process's own command line."""
+    p = rt.popen("run", "--bundle", bundle(["sleep", "30"]), unique_id)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            argv = Path(f"/proc/{p.pid}/cmdline").read_bytes().split(b"\0")
+            if any(a.endswith((b"__main__.py", b"ocirun")) for a in argv[1:]) or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        words = [a.decode() for a in argv if a]
+        flags = "".join(w[1:] for w in words[1:] if w.startswith("-") and not w.startswith("--"))
+        assert words[0] == command_line[0] and "I" in flags and "S" in flags, words
+    finally:
+        rt.wait_status(unique_id, "running")
+        rt("kill", unique_id, "KILL")
+        p.wait(timeout=30)
 
 
 def test_importtime_tree_parsing():
@@ -278,12 +305,12 @@ import time:      4000 |       4850 |     re
 import time:       100 |       4950 |   locale
 import time:        20 |         20 |   select
 import time:       900 |       5870 | subprocess
-import time:       400 |        400 | runtime.cli
+import time:       400 |        400 | ocirun.cli
 """
     t = Imports(text)
     assert t.chain("enum") == ["subprocess", "locale", "re", "re._parser", "enum"]
     assert t.chain("_sre") == ["subprocess", "locale", "_sre"]
     assert t.chain("select") == ["subprocess", "select"]
-    assert t.chain("runtime.cli") == ["runtime.cli"]
+    assert t.chain("ocirun.cli") == ["ocirun.cli"]
     assert t.modules["re"] == (4000, 4850, 2)
     assert _forbidden("re._parser") == "re" and _forbidden("resource") is None

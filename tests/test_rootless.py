@@ -1,4 +1,4 @@
-"""Rootless: ocirun run by a user with no privilege on the host (runtime/rootless.py).
+"""Rootless: ocirun run by a user with no privilege on the host (ocirun/rootless.py).
 
 A throwaway user with subordinate ids (Debian's useradd gives it a range in /etc/subuid and
 /etc/subgid) runs the runtime through setpriv, and is removed with everything it owned. Each
@@ -94,7 +94,7 @@ def rootless_config(bundle, args, pw, maps=None, **overrides):
     uids, gids = maps or own
 
     def patch(cfg):
-        from runtime.default_spec import default_config
+        from ocirun.default_spec import default_config
 
         rl = default_config(rootless=True, args=args, terminal=False)
         rl["linux"]["uidMappings"] = [{"containerID": c, "hostID": h, "size": s} for c, h, s in uids]
@@ -278,7 +278,7 @@ def test_no_host_cgroup_is_writable_through_a_read_only_sys(runtime_bin, user, u
 def test_the_host_interpreter_is_out_of_reach(rl, bundle, unique_id, user):
     """/proc/self/exe of a runtime copy in the container (a created init waiting for `start`, an
     exec'd process before its execve) is a sealed memfd, never the host's Python, rootless too."""
-    from runtime.state import SEALED_EXE
+    from ocirun.state import SEALED_EXE
 
     b = rootless_config(bundle, ["sleep", "1000"], user[0])
     (b / "rootfs/bin/evil").write_text("#!/proc/self/exe\nprint('Python ran')\n")

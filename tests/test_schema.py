@@ -1,4 +1,4 @@
-"""Tests for runtime.schema, spec/*.schema.json and the generated runtime/_schemas.py."""
+"""Tests for ocirun.schema, spec/*.schema.json and the generated ocirun/_schemas.py."""
 import copy
 import importlib.util
 import json
@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from runtime import _schemas, schema
-from runtime.errors import ConfigError
+from ocirun import _schemas, schema
+from ocirun.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -185,7 +185,7 @@ VALID = {
 
 
 def _names(path):
-    """Split a JSON path as runtime.schema writes it into keys and indexes."""
+    """Split a JSON path as ocirun.schema writes it into keys and indexes."""
     out, i = [], 0
     while i < len(path):
         if path[i] == ".":
@@ -610,8 +610,8 @@ def test_generated_module_is_fresh():
     spec = importlib.util.spec_from_file_location("gen_schema", os.path.join(REPO, "scripts", "gen_schema.py"))
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
-    with open(os.path.join(REPO, "runtime", "_schemas.py"), encoding="utf-8") as f:
-        assert f.read() == gen.render(), "runtime/_schemas.py is stale: run python3 scripts/gen_schema.py"
+    with open(os.path.join(REPO, "ocirun", "_schemas.py"), encoding="utf-8") as f:
+        assert f.read() == gen.render(), "ocirun/_schemas.py is stale: run python3 scripts/gen_schema.py"
 
 
 _FORBIDDEN = ("json", "re", "enum", "typing", "dataclasses", "jsonschema")
@@ -620,12 +620,12 @@ _FORBIDDEN = ("json", "re", "enum", "typing", "dataclasses", "jsonschema")
 def test_import_and_check_load_no_heavy_modules():
     code = (
         "import sys; sys.path.insert(0, %r)\n"
-        "import runtime.schema\n"
+        "import ocirun.schema\n"
         "before = set(sys.modules)\n"
-        "runtime.schema.check_config(%r)\n"
+        "ocirun.schema.check_config(%r)\n"
         "try:\n"
-        "    runtime.schema.check_config({'ociVersion': '3.0.0'})\n"
-        "except runtime.schema.ConfigError:\n"
+        "    ocirun.schema.check_config({'ociVersion': '3.0.0'})\n"
+        "except ocirun.schema.ConfigError:\n"
         "    pass\n"
         "print(' '.join(sorted(before)))\n"
         "print(' '.join(sorted(sys.modules)))\n"

@@ -1,7 +1,7 @@
-"""linux.seccomp without a container: compile profiles with runtime.seccomp and run the
+"""linux.seccomp without a container: compile profiles with ocirun.seccomp and run the
 programs on the real kernel in forked children (no_new_privs + seccomp(2), as the container init
 does), including a SCMP_ACT_NOTIFY listener answered by this process through
-runtime.seccomp_notify and libseccomp's notify API."""
+ocirun.seccomp_notify and libseccomp's notify API."""
 import ctypes
 import errno
 import json
@@ -13,14 +13,14 @@ import struct
 
 import pytest
 
-from runtime import log
-from runtime.errors import ConfigError, OciError
+from ocirun import log
+from ocirun.errors import ConfigError, OciError
 
-seccomp = pytest.importorskip("runtime.seccomp")
+seccomp = pytest.importorskip("ocirun.seccomp")
 if seccomp.lib is None:
-    pytest.skip("runtime._seccomp is not built (python3 csrc/seccomp_build.py)", allow_module_level=True)
-from runtime import seccomp_notify  # noqa: E402
-from runtime._seccomp import ffi, lib  # noqa: E402
+    pytest.skip("ocirun._seccomp is not built (python3 csrc/seccomp_build.py)", allow_module_level=True)
+from ocirun import seccomp_notify  # noqa: E402
+from ocirun._seccomp import ffi, lib  # noqa: E402
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long

@@ -4,9 +4,9 @@ booted systemd host, is tests/guest/test_systemd_driver.py; here too, on this ho
 systemd: --systemd-cgroup fails with one line naming it, and leaves nothing."""
 import pytest
 
-from runtime.cgroups import Cgroupfs, Hierarchy, manager, systemd
-from runtime.cgroups.resources import Dir, Pair, W
-from runtime.errors import OciError
+from ocirun.cgroups import Cgroupfs, Hierarchy, manager, systemd
+from ocirun.cgroups.resources import Dir, Pair, W
+from ocirun.errors import OciError
 
 V2 = [Hierarchy("/sys/fs/cgroup", 2, frozenset(), "/user.slice/session-1.scope")]
 

@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from runtime import kernel, mountopts, sync
-from runtime.errors import OciError
-from runtime.jsonio import dumps, loads
+from ocirun import kernel, mountopts, sync
+from ocirun.errors import OciError
+from ocirun.jsonio import dumps, loads
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,7 +19,7 @@ def test_sync_numbers_match_the_c_header():
 
 
 def test_op_kinds_match_the_c_header():
-    from runtime import plan
+    from ocirun import plan
 
     with open(os.path.join(REPO, "csrc", "trampoline.h")) as f:
         c_enum = dict(re.findall(r"OCI_OP_(\w+) = (\d+),?", f.read()))
@@ -80,7 +80,7 @@ def test_posixio_normpath_and_join_agree_with_os_path(path):
     """The create path's posix-only path helpers give what os.path gives (which it no longer imports)."""
     import os.path
 
-    from runtime import posixio
+    from ocirun import posixio
 
     assert posixio.normpath(path) == os.path.normpath(path)
     for first in ("/bundle", "bundle", "/bundle/", ""):
@@ -90,7 +90,7 @@ def test_posixio_normpath_and_join_agree_with_os_path(path):
 def test_posixio_normpath_folds_a_double_leading_slash():
     """os.path keeps `//proc` (POSIX leaves two leading slashes open); mount destinations must
     not slip past the /proc checks that way."""
-    from runtime import posixio
+    from ocirun import posixio
 
     assert posixio.normpath("//proc/../proc/sys") == "/proc/sys"
 
@@ -98,7 +98,7 @@ def test_posixio_normpath_folds_a_double_leading_slash():
 def test_posixio_abspath_and_realpath(tmp_path, monkeypatch):
     import os
 
-    from runtime import posixio
+    from ocirun import posixio
 
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to("real")
@@ -112,8 +112,8 @@ def test_posixio_abspath_and_realpath(tmp_path, monkeypatch):
 def test_every_plan_fd_starts_unset():
     """A zeroed struct oci_plan would hand the children fd 0 as a fifo, a lock or a cgroup: every
     fd field of the header is in plan.FD_FIELDS, and a new Plan has each at -1."""
-    from runtime import plan
-    from runtime._trampoline import ffi
+    from ocirun import plan
+    from ocirun._trampoline import ffi
 
     with open(os.path.join(REPO, "csrc", "trampoline.h")) as f:
         header = f.read()

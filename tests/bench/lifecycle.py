@@ -153,9 +153,13 @@ class Bench:
 
 
 def interpreter(ocirun):
-    """The interpreter named by ocirun's #! line."""
+    """The interpreter ocirun runs: PREFIX/bin/python3 for the native launcher (csrc/launcher.c),
+    else the one named by a #! line."""
     with open(ocirun, "rb") as f:
-        line = f.readline().decode().strip()
+        line = f.readline()
+    if line.startswith(b"\x7fELF"):
+        return os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(ocirun))), "bin", "python3")
+    line = line.decode().strip()
     if not line.startswith("#!"):
         sys.exit(f"{ocirun}: no #! line (is it a console script?)")
     words = line[2:].split()

@@ -35,7 +35,7 @@ def _own_scope() -> None:
     if own.endswith(".scope"):
         return
     if HOST == "systemd":
-        from runtime.cgroups.systemd import Bus
+        from ocirun.cgroups.systemd import Bus
 
         with Bus() as bus:
             bus.wait_job(bus.call("StartTransientUnit", "ssa(sv)a(sa(sv))",

@@ -11,8 +11,8 @@ ocirun mounts the procfs where the config says, resolving the destination inside
 /proc symlink can only lead to a directory of the rootfs; it writes an LSM label never through
 the container's /proc but through a procfs instance of its own, made with fsopen and never
 mounted (csrc/attrs.c: apply_lsm, private_proc), and refuses a profile or label it can't apply
-instead of running the container without it (runtime/attrs.py: check_lsm). runc's other half of the fix, refusing
-a mount over /proc or inside it that is not procfs, is runtime/plan.py's rootfs_ops (by the
+instead of running the container without it (ocirun/attrs.py: check_lsm). runc's other half of the fix, refusing
+a mount over /proc or inside it that is not procfs, is ocirun/plan.py's rootfs_ops (by the
 destination as written) and csrc/trampoline.c's do_mount (by where the destination resolves:
 an image's symlink to /proc).
 

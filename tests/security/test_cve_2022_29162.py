@@ -7,7 +7,7 @@ capabilities (setcap cap_x+ei) gained them (new permitted = inheritable & file i
 and ambient capabilities could be raised from them. runc 1.1.2 dropped inheritable from the
 default spec and stopped granting it implicitly (an atypical set is the caller's explicit choice).
 
-ocirun's default spec (runtime/default_spec.py) has no inheritable set; the trampoline
+ocirun's default spec (ocirun/default_spec.py) has no inheritable set; the trampoline
 (csrc/trampoline.c: set_credentials) always sets all of the process's sets with capset(2),
 inheritable = exactly the config's (empty here, whatever the caller had), clears the ambient
 set, and raises an ambient capability only when it is also inheritable (as runc does; none here).

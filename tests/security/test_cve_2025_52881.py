@@ -7,7 +7,7 @@ different file: a label meant for /proc/self/attr/exec was written to /proc/sysr
 /proc/sys/kernel/core_pattern, crashing or taking over the host, or a sysctl went elsewhere.
 
 ocirun writes procfs only from places the container's mounts can't reach: the parent writes
-oom_score_adj and the id maps through the host's /proc/<pid> (runtime/spawn.py: _write_proc),
+oom_score_adj and the id maps through the host's /proc/<pid> (ocirun/spawn.py: _write_proc),
 stage 1 writes /proc/self/timens_offsets before any container mount exists, hostname and
 domainname are set with sethostname(2)/setdomainname(2), not through /proc/sys, `linux.sysctl`
 is written through a procfs instance of ocirun's own that was never attached where the container

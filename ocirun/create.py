@@ -261,7 +261,7 @@ def _net_devices_back(c: state.Container, moved: dict) -> None:
 
 
 def _hooks_module(cfg):
-    """runtime.hooks for a config that has hooks; None, and not imported, for one without."""
+    """ocirun.hooks for a config that has hooks; None, and not imported, for one without."""
     if not any(cfg.hooks.values()):
         return None
     from . import hooks

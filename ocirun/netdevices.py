@@ -60,7 +60,7 @@ def move_in(devices: dict[str, str], pid: int, state_dir: str, moved: dict[str, 
     _pin(f"/proc/{pid}/ns/net", pin)
     from pyroute2 import IPRoute
 
-    with IPRoute() as host, IPRoute(netns=pin, flags=0) as inside:
+    with IPRoute() as host, _route_in(pin) as inside:
         fd = posix.open(pin, posix.O_RDONLY | posix.O_CLOEXEC)
         try:
             for host_name, name in devices.items():
@@ -81,9 +81,7 @@ def move_out(record: dict, state_dir: str) -> list[str]:
     devices = record.get("net_devices") or {}
     warnings: list[str] = []
     if devices and _pinned(pin, state_dir) and _pinned(home, state_dir):
-        from pyroute2 import IPRoute
-
-        with IPRoute(netns=pin, flags=0) as inside, IPRoute(netns=home, flags=0) as host:
+        with _route_in(pin) as inside, _route_in(home) as host:
             fd = posix.open(home, posix.O_RDONLY | posix.O_CLOEXEC)
             try:
                 for host_name, name in devices.items():
@@ -96,6 +94,34 @@ def move_out(record: dict, state_dir: str) -> list[str]:
                 posix.close(fd)
     unpin(state_dir)
     return warnings
+
+
+def _route_in(netns_path: str):
+    """An IPRoute whose netlink socket is made in the network namespace at netns_path: this
+    thread enters it for the socket() call and comes back (a socket stays in the namespace it
+    was made in). pyroute2's own netns= forks a helper for each socket, which on a loaded
+    machine missed its 2 s answer and retried for up to 10 s."""
+    import socket
+
+    from pyroute2 import IPRoute
+
+    setns = kernel.libc().setns
+    own = posix.open("/proc/thread-self/ns/net", posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        target = posix.open(netns_path, posix.O_RDONLY | posix.O_CLOEXEC)
+        try:
+            if setns(target, kernel.CLONE_NEWNET) != 0:
+                raise OciError("enter the pinned network namespace", netns_path)
+        finally:
+            posix.close(target)
+        try:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+        finally:
+            if setns(own, kernel.CLONE_NEWNET) != 0:
+                raise OciError("return to the runtime's network namespace", "/proc/thread-self/ns/net")
+    finally:
+        posix.close(own)
+    return IPRoute(fileno=sock.detach())
 
 
 def _move(src, idx: int, dst_fd: int, dst, name: str, where: str) -> None:

@@ -29,7 +29,7 @@ def features() -> dict:
             "selinux": {"enabled": attrs.selinux_enabled()},
             "intelRdt": {"enabled": _resctrl_mounted()},
             "mountExtensions": {"idmap": {"enabled": True}},  # MOUNT_ATTR_IDMAP: kernel 5.12
-            "netDevices": {"enabled": _importable("pyroute2")},  # runtime/netdevices.py
+            "netDevices": {"enabled": _importable("pyroute2")},  # ocirun/netdevices.py
         },
         "annotations": {
             "io.github.ocirun.version": __version__,

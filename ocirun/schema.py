@@ -1,7 +1,7 @@
 """Validate config.json, state and features documents against the OCI runtime-spec schemas.
 
 The schemas live in spec/*.schema.json; scripts/gen_schema.py compiles them into
-runtime/_schemas.py so that this module, which `ocirun create` loads, needs neither json
+ocirun/_schemas.py so that this module, which `ocirun create` loads, needs neither json
 nor re. It implements just the JSON Schema keywords those files use, and stops at the
 first violation with a ConfigError whose `where` is a path like `mounts[2].destination`.
 
@@ -10,8 +10,8 @@ refused, as Go's encoding/json (and so runc) refuses it for integer fields. A st
 member name) must not contain a NUL character or a lone surrogate: it would reach a system
 call cut short, or not at all.
 """
-from runtime import _schemas
-from runtime.errors import ConfigError
+from ocirun import _schemas
+from ocirun.errors import ConfigError
 
 __all__ = ["check_config", "check_state", "check_features"]
 

@@ -8,7 +8,7 @@ same sync exchange as `create`, with no rootfs to set up and no fifo to wait on.
 import os
 
 from . import cgroups, config, console, jsonio, kernel, state
-from .errors import ConfigError, OciError
+from .errors import ConfigError, OciError, WrongState
 from .forward import exit_code, wait_forwarding
 from .plan import Plan
 from .spawn import Spawn
@@ -49,7 +49,9 @@ def _process_doc(c: state.Container, o: ExecOptions) -> tuple[dict, str]:
     if o.cwd:
         doc["cwd"] = o.cwd
     if o.env:
-        doc["env"] = list(doc.get("env") or []) + list(o.env)
+        # --env NAME=VALUE replaces the config's NAME (crun's exec-add-environment_variable)
+        given = {e.partition("=")[0] for e in o.env}
+        doc["env"] = [e for e in doc.get("env") or [] if e.partition("=")[0] not in given] + list(o.env)
     if o.no_new_privs:
         doc["noNewPrivileges"] = True
     user = dict(doc.get("user") or {})
@@ -76,10 +78,25 @@ def _process_doc(c: state.Container, o: ExecOptions) -> tuple[dict, str]:
 
 
 def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
+    """`exec`: the new process's exit code in the foreground (0 detached)."""
+    pid, masters = spawn_process(root, container_id, o)
+    if o.detach:
+        return 0
+    if masters:
+        with console.Proxy(masters[0]) as proxy:
+            status = proxy.pump(pid)
+    else:
+        status = wait_forwarding(pid)
+    return exit_code(status)
+
+
+def spawn_process(root: str, container_id: str, o: ExecOptions) -> tuple[int, list[int]]:
+    """Start the process in the container: its pid (our child) and the pty master we keep
+    (a terminal without --console-socket), if any."""
     c = state.load(root, container_id)
     status = c.status()
     if status != "running":
-        raise OciError(f"cannot exec in a container that is {status}", container_id)
+        raise WrongState(f"cannot exec in a container that is {status}", container_id, status)
     doc, source = process_doc(c, o)
     from .schema import check_config
 
@@ -137,14 +154,7 @@ def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
     finally:
         for fd in fds:
             os.close(fd)
-    if o.detach:
-        return 0
-    if masters:
-        with console.Proxy(masters[0]) as proxy:
-            status = proxy.pump(pid)
-    else:
-        status = wait_forwarding(pid)
-    return exit_code(status)
+    return pid, masters
 
 
 def _setgroups_allowed(pid: int) -> bool:

@@ -1,6 +1,6 @@
 """Load a device program and attach it to a cgroup v2 directory, replacing the one there before.
 
-The syscalls are csrc/bpf.c, compiled into runtime._trampoline. Programs never pile up: the new
+The syscalls are csrc/bpf.c, compiled into ocirun._trampoline. Programs never pile up: the new
 program replaces the old one atomically (BPF_F_REPLACE) when exactly one is attached, and otherwise
 is attached first and every older one detached after, so there is no moment without a filter.
 """
@@ -14,7 +14,7 @@ F_ALLOW_MULTI = 2              # BPF_F_ALLOW_MULTI
 F_REPLACE = 4                  # BPF_F_REPLACE
 LICENSE = b"Apache-2.0"
 
-# Tests put a (ffi, lib) pair here when runtime._trampoline was built without csrc/bpf.c.
+# Tests put a (ffi, lib) pair here when ocirun._trampoline was built without csrc/bpf.c.
 override = None
 
 
@@ -24,9 +24,9 @@ def _lib():
     try:
         from .._trampoline import ffi, lib
     except ImportError:
-        raise OciError("cgroup v2 device rules need runtime._trampoline, which is not built") from None
+        raise OciError("cgroup v2 device rules need ocirun._trampoline, which is not built") from None
     if not hasattr(lib, "oci_bpf_prog_load"):
-        raise OciError("cgroup v2 device rules need csrc/bpf.c in runtime._trampoline (rebuild it)")
+        raise OciError("cgroup v2 device rules need csrc/bpf.c in ocirun._trampoline (rebuild it)")
     return ffi, lib
 
 

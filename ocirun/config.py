@@ -1,6 +1,6 @@
 """config.json, read once, checked once, and turned into the model the rest of ocirun uses.
 
-Past `load()` nothing reads raw JSON: the schema (runtime.schema, generated from spec/) rules
+Past `load()` nothing reads raw JSON: the schema (ocirun.schema, generated from spec/) rules
 out wrong types and shapes, then the checks here rule out what a schema can't express.
 """
 
@@ -174,7 +174,7 @@ def _net_devices(doc, namespaces) -> dict[str, str]:
 
 
 def _attrs(doc: dict) -> dict:
-    """sysctl, personality, scheduler, LSM labels and the like (runtime/attrs.py)."""
+    """sysctl, personality, scheduler, LSM labels and the like (ocirun/attrs.py)."""
     from . import attrs
 
     if not attrs.wanted(doc):

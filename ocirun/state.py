@@ -21,7 +21,7 @@ import posix
 
 from . import jsonio
 from .posixio import exists, in_user_ns, isdir, join, write_atomically
-from .errors import OciError
+from .errors import AlreadyExists, NotFound, OciError
 
 OCI_VERSION = "1.3.0"
 STATE_FILE = "state.json"
@@ -121,7 +121,7 @@ class Container:
         try:
             fd = posix.open(self.dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except FileNotFoundError:
-            raise OciError("container does not exist", self.id) from None
+            raise NotFound("container does not exist", self.id) from None
         except OSError as e:
             raise OciError(f"open the state directory: {e.strerror}", self.dir) from None
         try:
@@ -217,7 +217,7 @@ def new(root: str, container_id: str) -> Container:
     try:
         posix.mkdir(c.dir, 0o700)
     except FileExistsError:
-        raise OciError("container already exists", container_id) from None
+        raise AlreadyExists("container already exists", container_id) from None
     except OSError as e:
         raise OciError(f"make the state directory: {e.strerror}", c.dir) from None
     c.lock(wait=0)
@@ -266,7 +266,7 @@ def _load(c: Container) -> None:
         if isdir(c.dir):
             c.record = _read_record(c) or {}
             return  # being created, or a create that died
-        raise OciError("container does not exist", c.id) from None
+        raise NotFound("container does not exist", c.id) from None
     except OSError as e:
         c.record = _read_record(c) or {}
         raise DamagedState(f"read: {e.strerror}", path, c) from None

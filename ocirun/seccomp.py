@@ -19,7 +19,7 @@ What the profile's fields become (config-linux.md, "Seccomp"):
                                     rule; several comparisons on the same index become one rule
                                     each, i.e. ORed (what runc does, and what libseccomp allows)
   SCMP_ACT_NOTIFY                   adds SECCOMP_FILTER_FLAG_NEW_LISTENER; the listener fd goes
-                                    to listenerPath (runtime/seccomp_notify.py)
+                                    to listenerPath (ocirun/seccomp_notify.py)
 
 -ENOSYS for syscalls newer than the profile: libc falls back from a new syscall to an old one
 (clone3 -> clone, faccessat2 -> faccessat, statx -> fstatat, ...) only when the new one fails

@@ -8,7 +8,7 @@ import sys
 import time
 
 from . import cgroups, state
-from .errors import ConfigError, OciError
+from .errors import ConfigError, OciError, WrongState
 
 
 def _load(root: str, container_id: str, what: str, ok=("created", "running", "paused"),
@@ -18,7 +18,7 @@ def _load(root: str, container_id: str, what: str, ok=("created", "running", "pa
     status = c.status()
     if status not in ok:
         c.unlock()
-        raise OciError(f"cannot {what} a container that is {status}", container_id)
+        raise WrongState(f"cannot {what} a container that is {status}", container_id, status)
     return c
 
 

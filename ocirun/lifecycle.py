@@ -2,7 +2,7 @@
 import posix
 
 from . import cgroups, kernel, state
-from .errors import OciError
+from .errors import OciError, WrongState
 from .posixio import isdir, join
 
 _POLL = 0.002
@@ -13,7 +13,7 @@ def start(root: str, container_id: str) -> state.Container:
     try:
         status = c.status()
         if status != "created":
-            raise OciError(f"cannot start a container that is {status}", container_id)
+            raise WrongState(f"cannot start a container that is {status}", container_id, status)
         return start_created(c)
     finally:
         c.unlock()
@@ -130,7 +130,7 @@ def delete_loaded(c: state.Container, force: bool = False) -> None:
     # --force, as runc and crun do: containerd removes never-started tasks that way.
     if status != "stopped" or c.data is None:
         if not force and c.data is not None and status != "created":
-            raise OciError(f"cannot delete a container that is {status} (use --force)", container_id)
+            raise WrongState(f"cannot delete a container that is {status} (use --force)", container_id, status)
         cgroups.thaw_all(dirs)
         signal_pid(c, kernel.SIGNALS["KILL"])
         cgroups.kill_all(dirs, kernel.SIGNALS["KILL"])
