@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _LAZY = {"Runtime": "api", "Container": "api", "State": "api", "Process": "api",
          "Error": "errors", "ConfigError": "errors", "NotFound": "errors", "AlreadyExists": "errors",
-         "WrongState": "errors"}
+         "WrongState": "errors", "check": "api"}
 __all__ = sorted(_LAZY)
 
 

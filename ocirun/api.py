@@ -271,3 +271,10 @@ class Container:
             stop.set()
             t.join()
 
+
+def check(config: dict[str, Any], bundle: str | None = None) -> list[tuple[str, str]]:
+    """Every problem of a config.json document as (JSON path, message) pairs, not only the
+    first; with `bundle`, the checks that need its files too (ocirun/checker.py)."""
+    from .checker import problems
+
+    return problems(config, bundle)

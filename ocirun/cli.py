@@ -26,6 +26,7 @@ commands:
   events   print resource figures (--stats once, else every --interval)
   list     list containers
   spec     write a default config.json
+  check    print every problem of a bundle's config.json (-b DIR), exit 1 if there is one
   features print what this build supports on this host, as JSON
 
 global flags:
@@ -86,6 +87,7 @@ COMMANDS = {
     "update": ({"--resources": ("resources", True), "-r": ("resources", True),
                 **{f"--{flag}": (flag, True) for flag in UPDATE_FLAGS}}, ("id",), 1),
     "spec": ({**_BUNDLE, "--rootless": ("rootless", False)}, (), 0),
+    "check": (_BUNDLE, (), 0),
 }
 
 
@@ -329,6 +331,13 @@ def dispatch(command: str, root: str, opts: dict, g: dict) -> int:
         from .default_spec import write
 
         write(opts.get("bundle") or ".", opts.get("rootless", False))
+    elif command == "check":
+        from .checker import check_bundle
+
+        found = check_bundle(opts.get("bundle") or ".")
+        for line in found:
+            print(line, file=OUT)
+        return 1 if found else 0
     return 0
 
 

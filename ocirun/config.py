@@ -94,10 +94,10 @@ def load(bundle: str) -> Config:
     from .schema import check_config
 
     check_config(doc)
-    return _convert(doc, bundle)
+    return convert(doc, bundle)
 
 
-def _convert(doc: dict, bundle: str) -> Config:
+def convert(doc: dict, bundle: str) -> Config:
     linux = doc.get("linux") or {}
     root = doc.get("root") or {}
     if not root.get("path"):

@@ -72,3 +72,11 @@ def test_import_ocirun(venv):
     r = subprocess.run([str(venv / "bin/python"), "-c", "import ocirun, ocirun.cli; print(ocirun.__version__)"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip(), r
+
+
+def test_check_finds_the_installed_schema(venv, bundle):
+    """`ocirun check` reads spec/config.schema.json from PREFIX/share/ocirun/spec."""
+    assert (venv / "share/ocirun/spec/config.schema.json").exists()
+    r = subprocess.run([str(venv / "bin/ocirun"), "check", "--bundle", str(bundle(["true"]))],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == "", r

@@ -11,6 +11,8 @@ Measures, per runtime (each one command's wall time, perf_counter_ns around subp
   state      `state ID` of a created container
   kill       `kill ID KILL` of a created container
   delete     `delete ID` of that container once stopped
+  exec       `exec ID /bin/true` into a running container (its init `sleep 60`), in the
+             foreground: what podman, containerd's probes and kubelet's ExecSync pay per call
 and once per iteration `python -I -S -c pass` with ocirun's interpreter (its `#!` line):
 the CPython start-up floor under any ocirun command.
 
@@ -44,7 +46,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 from busybox_bundle import make_bundle  # noqa: E402
 
 KNOWN = {"runc": "/usr/sbin/runc", "crun": "/usr/bin/crun"}
-MEASURES = ["run", "lifecycle", "state", "kill", "delete"]
+MEASURES = ["run", "lifecycle", "state", "kill", "delete", "exec"]
 FLOOR = "python -I -S -c pass"
 TAG = f"{os.getpid():x}"
 CGROUP_PARENT = f"ocirun-bench-{TAG}"
@@ -88,6 +90,21 @@ def exited(pid):
     return data[data.rindex(b")") + 2:][:1] in (b"Z", b"X")
 
 
+def wait_running(pid, timeout=10.0):
+    """Until the init has run its execve (its cmdline is the container's `sleep`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().startswith(b"sleep\0"):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pid {pid} did not start within {timeout}s")
+        time.sleep(0.0001)
+
+
 def wait_exit(pid, timeout=10.0):
     deadline = time.monotonic() + timeout
     while not exited(pid):
@@ -103,10 +120,12 @@ class Bench:
         self.seq = 0
 
     def new_container(self, rt, measure):
-        """Pick a unique id and point config.json's cgroupsPath at it (not timed)."""
+        """Pick a unique id and point config.json's cgroupsPath at it (not timed); the exec
+        measure's container sleeps, the others run /bin/true."""
         self.seq += 1
         cid = f"{rt.name}-{measure}-{self.seq}-{TAG}"
         self.config["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{cid}"
+        self.config["process"]["args"] = ["sleep", "60"] if measure == "exec" else ["/bin/true"]
         (self.bundle / "config.json").write_text(json.dumps(self.config))
         rt.live.add(cid)
         return cid
@@ -136,6 +155,14 @@ class Bench:
         s = rt.samples
         if measure == "run":
             s["run"].append(rt.timed("run", "--bundle", str(self.bundle), cid))
+        elif measure == "exec":
+            _, pid = self.create(rt, cid)
+            rt.timed("start", cid)
+            wait_running(pid)
+            s["exec"].append(rt.timed("exec", cid, "/bin/true"))
+            rt.timed("kill", cid, "KILL")
+            wait_exit(pid)
+            rt.timed("delete", cid)
         elif measure == "lifecycle":
             t0 = time.perf_counter_ns()
             _, pid = self.create(rt, cid)
@@ -263,7 +290,7 @@ def main():
         for i in range(a.iterations + 1):  # iteration 0 warms up and is discarded
             k = i % len(runnable)
             order = runnable[k:] + runnable[:k]
-            for m in ("run", "lifecycle", "state"):
+            for m in ("run", "lifecycle", "state", "exec"):
                 for rt in order:
                     bench.one(rt, m)
             t0 = time.perf_counter_ns()
