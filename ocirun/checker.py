@@ -65,7 +65,7 @@ def check_bundle(bundle: str) -> list[str]:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)
     except OSError as e:
-        raise OciError(e.strerror.lower(), path) from None
+        raise OciError((e.strerror or str(e)).lower(), path) from None
     except ValueError as e:
         raise OciError(f"not JSON: {e}", path) from None
     return [f"{path}: {where}: {message}" if where else f"{path}: {message}"
