@@ -71,10 +71,25 @@ class Process:
     def wait(self) -> int:
         """Reap it; its exit code (128 + the signal that killed it)."""
         if self.returncode is None:
-            from .forward import exit_code
-
-            self.returncode = exit_code(posix.waitpid(self.pid, 0)[1])
+            return self._reaped(posix.waitpid(self.pid, 0)[1])
         return self.returncode
+
+    def poll(self) -> int | None:
+        """Reap it if it has ended (and is ours); its exit code, or None."""
+        if self.returncode is None and self.pid:
+            try:
+                done, status = posix.waitpid(self.pid, posix.WNOHANG)
+            except ChildProcessError:  # not ours (created by another process), or reaped
+                return None
+            if done:
+                return self._reaped(status)
+        return self.returncode
+
+    def _reaped(self, status: int) -> int:
+        from .forward import exit_code
+
+        self.returncode = code = exit_code(status)
+        return code
 
 
 class Runtime:
@@ -136,7 +151,11 @@ class Container:
 
     def __init__(self, runtime: Runtime, id: str, pid: int = 0):
         self.runtime, self.id, self.pid = runtime, id, pid
-        self.returncode: int | None = None
+        self._init = Process(pid)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._init.returncode
 
     def __repr__(self) -> str:
         return f"Container({self.id!r})"
@@ -173,11 +192,7 @@ class Container:
 
     def wait(self) -> int:
         """Wait for the init to exit and reap it (it is our child); its exit code."""
-        if self.returncode is None:
-            from .forward import exit_code
-
-            self.returncode = exit_code(posix.waitpid(self.pid, 0)[1])
-        return self.returncode
+        return self._init.wait()
 
     def delete(self, force: bool = False) -> None:
         """`ocirun delete [--force]`; an init that has exited is reaped."""
@@ -185,15 +200,7 @@ class Container:
 
         with _turn:
             delete(self._root, self.id, force)
-        if self.returncode is None and self.pid:
-            try:
-                done, status = posix.waitpid(self.pid, posix.WNOHANG)
-            except ChildProcessError:  # not ours (created by another process), or reaped
-                return
-            if done:
-                from .forward import exit_code
-
-                self.returncode = exit_code(status)
+        self._init.poll()
 
     def exec(self, args: Sequence[str], *, env: Sequence[str] = (), cwd: str | None = None,
              user: str | None = None, detach: bool = False, preserve_fds: int = 0) -> int | Process:
@@ -244,32 +251,9 @@ class Container:
     def events(self, interval: float = 5.0) -> Iterator[dict[str, Any]]:
         """`ocirun events`: a stats event each interval (and oom events), until the container
         is gone."""
-        import json
-        import os
-        import threading
+        from .cgroup_commands import events
 
-        from .cgroup_commands import events_stream
-
-        r, w = os.pipe()
-        out = os.fdopen(w, "w")
-        stop = threading.Event()
-
-        def produce() -> None:
-            try:
-                events_stream(self._root, self.id, interval, out=out, stop=stop.is_set)
-            except OciError:
-                pass
-            finally:
-                out.close()
-        t = threading.Thread(target=produce, daemon=True)
-        t.start()
-        try:
-            with os.fdopen(r) as lines:
-                for line in lines:
-                    yield json.loads(line)
-        finally:
-            stop.set()
-            t.join()
+        return events(self._root, self.id, interval)
 
 
 def check(config: dict[str, Any], bundle: str | None = None) -> list[tuple[str, str]]:

@@ -161,14 +161,21 @@ def events_stats(root: str, container_id: str) -> dict:
 
 
 def events_stream(root: str, container_id: str, interval: float, out=None, stop=None) -> None:
-    """Print one JSON event per line: a stats event every `interval` seconds, and an OOM event as soon
-    as the OOM killer kills a process of the container. Ends once the container has stopped.
-
-    stop: optional callable; the stream also ends when it returns true (tests, signal handlers).
-    """
+    """Print events(...) as one JSON event per line."""
     from .jsonio import dumps
 
     out = out or sys.stdout
+    for event in events(root, container_id, interval, stop):
+        out.write(dumps(event) + "\n")
+        out.flush()
+
+
+def events(root: str, container_id: str, interval: float, stop=None):
+    """A stats event every `interval` seconds, and an OOM event as soon as the OOM killer kills a
+    process of the container. Ends once the container has stopped.
+
+    stop: optional callable; the events also end when it returns true (tests, signal handlers).
+    """
     c = _load(root, container_id, "get the events of")
     dirs = _dirs(c)
     if interval <= 0:
@@ -176,22 +183,17 @@ def events_stream(root: str, container_id: str, interval: float, out=None, stop=
     tick = min(interval, 0.1)
     ooms = cgroups.oom_events(dirs)
     next_stats = time.monotonic()
-
-    def emit(event: dict) -> None:
-        out.write(dumps(event) + "\n")
-        out.flush()
-
     while True:
         stopped = c.status() == "stopped" or (stop is not None and stop())
         now_ooms = cgroups.oom_events(dirs)
         if now_ooms > ooms:
-            emit({"type": "oom", "id": container_id, "data": {"count": now_ooms - ooms}})
+            yield {"type": "oom", "id": container_id, "data": {"count": now_ooms - ooms}}
             ooms = now_ooms
         if stopped:
             return
         now = time.monotonic()
         if now >= next_stats:
-            emit({"type": "stats", "id": container_id, "data": cgroups.stats(dirs)})
+            yield {"type": "stats", "id": container_id, "data": cgroups.stats(dirs)}
             next_stats = now + interval
         time.sleep(min(tick, max(0.0, next_stats - time.monotonic())) or tick)
 

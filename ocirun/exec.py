@@ -9,7 +9,7 @@ import os
 
 from . import cgroups, config, console, jsonio, kernel, state
 from .errors import ConfigError, OciError, WrongState
-from .forward import exit_code, wait_forwarding
+from .forward import exit_code, wait_in_foreground
 from .plan import Plan
 from .spawn import Spawn
 
@@ -80,14 +80,7 @@ def _process_doc(c: state.Container, o: ExecOptions) -> tuple[dict, str]:
 def exec_process(root: str, container_id: str, o: ExecOptions) -> int:
     """`exec`: the new process's exit code in the foreground (0 detached)."""
     pid, masters = spawn_process(root, container_id, o)
-    if o.detach:
-        return 0
-    if masters:
-        with console.Proxy(masters[0]) as proxy:
-            status = proxy.pump(pid)
-    else:
-        status = wait_forwarding(pid)
-    return exit_code(status)
+    return 0 if o.detach else exit_code(wait_in_foreground(pid, masters))
 
 
 def spawn_process(root: str, container_id: str, o: ExecOptions) -> tuple[int, list[int]]:

@@ -36,6 +36,18 @@ def wait_forwarding(pid: int) -> int:
         return posix.waitpid(pid, 0)[1]
 
 
+def wait_in_foreground(pid: int, masters: list[int]) -> int:
+    """Wait for our child pid (`run` and `exec` in the foreground): through the proxy of its pty
+    when we hold the master (a terminal without --console-socket), else passing signals on; its
+    wait status."""
+    if masters:
+        from .console import Proxy
+
+        with Proxy(masters[0]) as proxy:
+            return proxy.pump(pid)
+    return wait_forwarding(pid)
+
+
 def exit_code(status: int) -> int:
     """A wait status as a shell's exit code: 128 + the signal that killed it."""
     return 128 + posix.WTERMSIG(status) if posix.WIFSIGNALED(status) else posix.WEXITSTATUS(status)

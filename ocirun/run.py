@@ -6,7 +6,7 @@ its exit status; signals sent to ocirun are passed on to it meanwhile. With a te
 """
 from . import lifecycle
 from .create import Options, create
-from .forward import exit_code, wait_forwarding
+from .forward import exit_code, wait_in_foreground
 
 
 def run(root: str, container_id: str, opts: Options, detach: bool, keep: bool = False) -> int:
@@ -23,13 +23,7 @@ def run(root: str, container_id: str, opts: Options, detach: bool, keep: bool = 
         raise
     if detach:
         return 0
-    if masters:
-        from .console import Proxy
-
-        with Proxy(masters[0]) as proxy:
-            status = proxy.pump(c.pid)
-    else:
-        status = wait_forwarding(c.pid)
+    status = wait_in_foreground(c.pid, masters)
     if not keep:
         lifecycle.delete_loaded(c, force=True)
     return exit_code(status)

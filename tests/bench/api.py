@@ -26,13 +26,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO), str(REPO / "scripts")]
+sys.path[:0] = [str(REPO), str(REPO / "scripts"), str(Path(__file__).resolve().parent)]
+import lifecycle as lc  # noqa: E402  (the benches' shared helpers)
 from busybox_bundle import make_bundle  # noqa: E402
 
 import ocirun  # noqa: E402
 
-KNOWN = {"ocirun": shutil.which("ocirun") or str(REPO / ".venv/bin/ocirun"), "runc": "/usr/sbin/runc",
-         "crun": "/usr/bin/crun"}
 TAG = f"ocirun-apibench-{os.getpid():x}"
 
 
@@ -44,14 +43,6 @@ def bundle_for(base: Path, cid: str) -> str:
     d.mkdir()
     (d / "config.json").write_text(json.dumps(cfg))
     return str(d)
-
-
-def gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
-    except OSError:
-        return True
 
 
 def loop_api(root: str, bundles: list[tuple[str, str]]) -> None:
@@ -71,7 +62,7 @@ def loop_cli(binary: str, root: str, bundles: list[tuple[str, str]]) -> None:
         subprocess.run([*base, "create", "--bundle", b, "--pid-file", pid_file, cid], check=True, **quiet)
         pid = int(open(pid_file).read())
         subprocess.run([*base, "start", cid], check=True, **quiet)
-        while not gone(pid):
+        while not lc.exited(pid):
             time.sleep(0.0002)
         subprocess.run([*base, "delete", cid], check=True, **quiet)
 
@@ -95,11 +86,12 @@ def main() -> int:
     try:
         base = make_bundle(work / "base", ["/bin/true"])
         variants = {"api": None}
-        for name in a.runtimes.split(","):
-            if os.access(KNOWN[name], os.X_OK) and works(KNOWN[name], base, work):
-                variants[name] = KNOWN[name]
+        _, paths, names = lc.choose_runtimes(a.runtimes, None)
+        for name in names:
+            if works(paths[name], base, work):
+                variants[name] = paths[name]
             else:
-                print(f"# {name}: not installed, or its first container failed: left out")
+                print(f"# {name}: its first container failed: left out")
         times: dict[str, list[float]] = {v: [] for v in variants}
         for r in range(a.rounds):
             order = list(variants)[r % len(variants):] + list(variants)[:r % len(variants)]
