@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import pytest
+from launched import command_of
 
 FORBIDDEN = ("jsonschema", "pyroute2", "re", "json", "enum", "typing", "argparse", "subprocess", "socket",
              "dataclasses", "inspect", "ctypes", "logging", "importlib.metadata", "pkg_resources",
@@ -51,33 +52,9 @@ LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)\s*$")
 
 # --- running a command under -X importtime --------------------------------------------------
 
-def _command(runtime_bin: str) -> tuple[str, str] | None:
-    """(interpreter, script) that the installed command runs with -I -S: the launcher
-    (csrc/launcher.c) runs PREFIX/bin/python3 on the package's __main__.py; a `#!` Python
-    script (an older install) names its interpreter on its first line. None for anything else
-    (OCIRUN_TEST_RUNTIME=runc)."""
-    with open(runtime_bin, "rb") as f:
-        head = f.readline()
-    if head.startswith(b"\x7fELF"):
-        prefix = Path(os.path.realpath(runtime_bin)).parent.parent
-        mains = sorted(prefix.glob("lib/python*/*-packages/ocirun/__main__.py"))
-        if (prefix / "bin/python3").exists() and mains:
-            return str(prefix / "bin/python3"), str(mains[0])
-        return None
-    line = head.decode(errors="replace").strip()
-    if not line.startswith("#!") or "python" not in line:
-        return None
-    words = line[2:].split()
-    if os.path.basename(words[0]) == "env":
-        words = words[1:]
-        while words and words[0].startswith("-"):
-            words = words[1:]
-    return (words[0], runtime_bin) if words else None
-
-
 @pytest.fixture(scope="module")
 def command_line(runtime_bin) -> tuple[str, str]:
-    found = _command(runtime_bin)
+    found = command_of(runtime_bin)
     if found is None:
         pytest.skip(f"{runtime_bin} is not ocirun's launcher or a Python script: no import budget to check")
     return found

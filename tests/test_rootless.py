@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ocitest_conftest import MARK, Runtime, _cgroup_dirs
+from uid_processes import live_processes
 
 pytestmark = pytest.mark.skipif(not shutil.which("setpriv"), reason="setpriv (util-linux) missing")
 
@@ -31,16 +32,9 @@ def user():
                    if line.startswith(name + ":"))
         yield pw, int(sub[1]), int(sub[2])
     finally:
-        left = [p for p in os.listdir("/proc") if p.isdigit() and _uid_of(p) == pw.pw_uid]
+        left = live_processes(pw.pw_uid)
         subprocess.run(["userdel", "--remove", name], capture_output=True)
     assert not left, f"processes of the rootless user are left: {left}"
-
-
-def _uid_of(pid: str) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}").st_uid
-    except OSError:
-        return None
 
 
 class RootlessRuntime(Runtime):

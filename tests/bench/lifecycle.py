@@ -45,6 +45,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 from busybox_bundle import make_bundle  # noqa: E402
 
+sys.path.insert(0, str(REPO / "tests"))
+from launched import command_of  # noqa: E402
+
 KNOWN = {"runc": "/usr/sbin/runc", "crun": "/usr/bin/crun"}
 MEASURES = ["run", "lifecycle", "state", "kill", "delete", "exec"]
 FLOOR = "python -I -S -c pass"
@@ -180,19 +183,9 @@ class Bench:
 
 
 def interpreter(ocirun):
-    """The interpreter ocirun runs: PREFIX/bin/python3 for the native launcher (csrc/launcher.c),
-    else the one named by a #! line."""
-    with open(ocirun, "rb") as f:
-        line = f.readline()
-    if line.startswith(b"\x7fELF"):
-        return os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(ocirun))), "bin", "python3")
-    line = line.decode().strip()
-    if not line.startswith("#!"):
-        sys.exit(f"{ocirun}: no #! line (is it a console script?)")
-    words = line[2:].split()
-    if os.path.basename(words[0]) == "env":
-        return shutil.which(words[-1]) or words[-1]
-    return words[0]
+    """The interpreter ocirun runs (tests/launched.py), or sys.executable for another command."""
+    found = command_of(ocirun)
+    return found[0] if found else sys.executable
 
 
 def pct(xs, q):

@@ -24,23 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from integ_support import MARK, RUNTIME, run_cmd, wait_for  # noqa: E402
 
 import busybox_bundle  # noqa: E402  (scripts/, put on the path by conftest.py)
+from uid_processes import live_processes  # noqa: E402  (tests/, put on the path by pytest)
 
 RUNC = "/usr/sbin/runc"
 RUNTIMES = {"ocirun": RUNTIME, "runc": RUNC}
 IMAGE = "localhost/ocitest-rootless:latest"
-
-
-def _uid_processes(uid: int) -> list[int]:
-    """The live processes of uid (a zombie waits for a parent of its own, not for us)."""
-    found = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                if os.stat(f"/proc/{p}").st_uid == uid and Path(f"/proc/{p}/stat").read_text().split(") ")[1][0] != "Z":
-                    found.append(int(p))
-            except (OSError, IndexError):
-                pass
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +43,13 @@ def user():
         yield pw, xdg
     finally:
         # podman leaves its pause process (the user namespace's holder): by pid, as all of them
-        for pid in _uid_processes(pw.pw_uid):
+        for pid in live_processes(pw.pw_uid):
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
         try:
-            wait_for(lambda: not _uid_processes(pw.pw_uid), timeout=10, what="the user's processes to end")
+            wait_for(lambda: not live_processes(pw.pw_uid), timeout=10, what="the user's processes to end")
         finally:
             shutil.rmtree(xdg, ignore_errors=True)
             run_cmd(["userdel", "--remove", name])
